@@ -1,0 +1,1 @@
+"""Tracking core: no ROS imports anywhere below this package."""

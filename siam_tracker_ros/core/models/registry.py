@@ -1,0 +1,175 @@
+"""Model and tracker registries; `build_tracker(path_or_name)`.
+
+Model modules register a builder with @register_model("type"); tracker classes
+(post-processing per head family) with @register_tracker("type"). Every module
+in core/models and core/tracking is imported on first use, so adding a model
+is adding a file.
+
+A model config (config/models/NAME.yaml, or the "config" inside a checkpoint):
+    name: siamfc
+    model:   {type: siamfc, ...builder kwargs...}
+    tracker: {type: siamfc, ...tracking hyper-parameters...}
+    weights: optional path (absolute, or relative to the YAML / package weights dir)
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import os
+import pkgutil
+import sys
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+import yaml
+
+MODEL_BUILDERS: Dict[str, Callable[..., torch.nn.Module]] = {}
+TRACKER_CLASSES: Dict[str, type] = {}
+_imported = False
+
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WEIGHTS_DIR = os.path.join(PACKAGE_DIR, "weights")
+
+
+def register_model(name: str):
+    def deco(fn):
+        MODEL_BUILDERS[name] = fn
+        return fn
+    return deco
+
+
+def register_tracker(name: str):
+    def deco(cls):
+        TRACKER_CLASSES[name] = cls
+        return cls
+    return deco
+
+
+def _import_all() -> None:
+    global _imported
+    if _imported:
+        return
+    for pkg_name in ("siam_tracker_ros.core.models", "siam_tracker_ros.core.tracking"):
+        pkg = importlib.import_module(pkg_name)
+        for info in pkgutil.iter_modules(pkg.__path__):
+            importlib.import_module(f"{pkg_name}.{info.name}")
+    _imported = True
+
+
+def config_dirs() -> List[str]:
+    """Where model YAMLs are looked up, first match wins."""
+    dirs = []
+    if os.environ.get("SIAM_TRACKER_CONFIG_DIR"):
+        dirs.append(os.path.join(os.environ["SIAM_TRACKER_CONFIG_DIR"], "models"))
+    dirs.append(os.path.join(os.path.dirname(PACKAGE_DIR), "config", "models"))   # source checkout
+    dirs.append(os.path.join(sys.prefix, "share", "siam_tracker_ros", "config", "models"))  # pip install
+    return [d for d in dirs if os.path.isdir(d)]
+
+
+def available_models() -> List[str]:
+    names = set()
+    for d in config_dirs():
+        names.update(f[:-5] for f in os.listdir(d) if f.endswith(".yaml"))
+    return sorted(names)
+
+
+def load_model_config(name_or_path: str) -> Dict[str, Any]:
+    path = name_or_path
+    if not os.path.isfile(path):
+        for d in config_dirs():
+            candidate = os.path.join(d, f"{name_or_path}.yaml")
+            if os.path.isfile(candidate):
+                path = candidate
+                break
+        else:
+            raise ValueError(f"unknown model '{name_or_path}'; available: {', '.join(available_models())}")
+    with open(path) as f:
+        config = yaml.safe_load(f)
+    if not isinstance(config, dict) or "model" not in config or "tracker" not in config:
+        raise ValueError(f"{path}: a model config needs 'model' and 'tracker' sections")
+    config.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    config["_source"] = os.path.abspath(path)
+    return config
+
+
+def resolve_weights_path(weights: Optional[str], config: Dict[str, Any]) -> Optional[str]:
+    if not weights:
+        return None
+    if os.path.isabs(weights):
+        return weights
+    candidates = [os.path.join(WEIGHTS_DIR, weights)]
+    if config.get("_source"):
+        candidates.insert(0, os.path.join(os.path.dirname(config["_source"]), weights))
+    candidates.append(os.path.abspath(weights))
+    for c in candidates:
+        if os.path.isfile(c):
+            return c
+    return candidates[-1]
+
+
+def build_model(model_config: Dict[str, Any]) -> torch.nn.Module:
+    _import_all()
+    cfg = dict(model_config)
+    kind = cfg.pop("type")
+    if kind not in MODEL_BUILDERS:
+        raise ValueError(f"unknown model type '{kind}'; registered: {sorted(MODEL_BUILDERS)}")
+    return MODEL_BUILDERS[kind](**cfg)
+
+
+def build_tracker_from_config(config: Dict[str, Any], model: Optional[torch.nn.Module] = None,
+                              device: str = "auto", **overrides):
+    """Tracker for `config`; pass `model` to share one model between trackers."""
+    _import_all()
+    params = dict(config["tracker"])
+    params.update(overrides)
+    kind = params.pop("type")
+    if kind not in TRACKER_CLASSES:
+        raise ValueError(f"unknown tracker type '{kind}'; registered: {sorted(TRACKER_CLASSES)}")
+    if model is None:
+        model = build_model(config["model"])
+    tracker = TRACKER_CLASSES[kind](model, params, device=device)
+    tracker.config = config
+    return tracker
+
+
+def load_model(path_or_name: str, weights: Optional[str] = None, strict: bool = True):
+    """(config, model with weights loaded, weights path or None)."""
+    from ..checkpoints import load_checkpoint
+    if os.path.isfile(path_or_name) and not path_or_name.endswith((".yaml", ".yml")):
+        config, state_dict, meta = load_checkpoint(path_or_name)
+        config = copy.deepcopy(config)
+        config["_weights"] = os.path.abspath(path_or_name)
+        model = build_model(config["model"])
+        model.load_state_dict(state_dict, strict=strict)
+        return config, model, config["_weights"]
+    config = load_model_config(path_or_name)
+    model = build_model(config["model"])
+    path = resolve_weights_path(weights or config.get("weights"), config)
+    if path:
+        state_dict = load_weights_file(path, config)
+        model.load_state_dict(state_dict, strict=strict)
+    config["_weights"] = path
+    return config, model, path
+
+
+WEIGHT_LOADERS: Dict[str, Callable[[str, Dict[str, Any]], Dict[str, torch.Tensor]]] = {}
+
+
+def load_weights_file(path: str, config: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+    """A project checkpoint, or a foreign one through config['weights_format']."""
+    from ..checkpoints import load_checkpoint
+    fmt = config.get("weights_format", "native")
+    if fmt == "native":
+        _, state_dict, _ = load_checkpoint(path)
+        return state_dict
+    _import_all()
+    if fmt not in WEIGHT_LOADERS:
+        raise ValueError(f"unknown weights_format '{fmt}'; known: native, {sorted(WEIGHT_LOADERS)}")
+    return WEIGHT_LOADERS[fmt](path, config)
+
+
+def build_tracker(path_or_name: str = "default", device: str = "auto",
+                  weights: Optional[str] = None, **overrides):
+    """Tracker from a model name (config/models/NAME.yaml), a YAML path or a checkpoint."""
+    config, model, _ = load_model(path_or_name, weights=weights)
+    return build_tracker_from_config(config, model=model, device=device, **overrides)

@@ -1,0 +1,1 @@
+from .base import Tracker, TrackResult, TrackState, resolve_device  # noqa: F401

@@ -1,0 +1,122 @@
+"""The one tracker interface every model is used through.
+
+A Tracker instance owns the per-target state (template features, current box);
+the nn.Module it wraps is stateless, so several trackers (several targets)
+share one model.
+"""
+from __future__ import annotations
+
+import enum
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+from .. import geometry
+
+
+class TrackState(enum.IntEnum):
+    """Values match the TrackedObject message constants."""
+    IDLE = 0
+    TRACKING = 1
+    LOST = 2
+
+
+@dataclass
+class TrackResult:
+    box: np.ndarray                 # (x, y, w, h) float, 0-based image px
+    score: float                    # confidence in [0, 1]
+    state: TrackState
+    confidence_map: np.ndarray      # float32 HxW in [0, 1]
+    map_region: np.ndarray          # (x, y, w, h) image px the map covers
+    timing: Dict[str, float] = field(default_factory=dict)  # seconds: crop, network, post
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available; use 'cpu' or 'auto'")
+    return dev
+
+
+def image_to_tensor(patch: np.ndarray, device: torch.device) -> torch.Tensor:
+    """HxWx3 uint8 BGR patch -> 1x3xHxW float tensor, values 0..255 (models normalise)."""
+    return torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1))).to(
+        device=device, dtype=torch.float32).unsqueeze(0)
+
+
+class Tracker(ABC):
+    """init(image, box) once, then track(image) -> TrackResult per frame."""
+
+    def __init__(self, model: torch.nn.Module, params: Dict[str, Any], device: str = "auto"):
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.params = dict(params)
+        self.lost_threshold = float(self.params.get("lost_threshold", 0.0))
+        self.center = None            # (cx, cy) float
+        self.size = None              # (w, h) float
+        self.image_size = None        # (w, h) of the last frame
+        self.last_score = 0.0
+
+    @property
+    def initialized(self) -> bool:
+        return self.center is not None
+
+    @property
+    def box(self) -> Optional[np.ndarray]:
+        if not self.initialized:
+            return None
+        return np.array([self.center[0] - self.size[0] / 2, self.center[1] - self.size[1] / 2,
+                         self.size[0], self.size[1]])
+
+    def init(self, image: np.ndarray, box) -> None:
+        geometry.validate_image(image)
+        h, w = image.shape[:2]
+        b = geometry.validate_box(box, w, h)
+        self.center = np.array([b[0] + b[2] / 2, b[1] + b[3] / 2])
+        self.size = np.array([b[2], b[3]])
+        self.image_size = (w, h)
+        self.last_score = 1.0
+        with torch.inference_mode():
+            self._init(image)
+
+    def track(self, image: np.ndarray) -> TrackResult:
+        if not self.initialized:
+            raise RuntimeError("track() called before init(image, box)")
+        geometry.validate_image(image)
+        self.image_size = (image.shape[1], image.shape[0])
+        start = time.perf_counter()
+        with torch.inference_mode():
+            result = self._track(image)
+        result.timing.setdefault("total", time.perf_counter() - start)
+        result.score = float(np.clip(result.score, 0.0, 1.0))
+        self.last_score = result.score
+        if result.state != TrackState.LOST and result.score < self.lost_threshold:
+            result.state = TrackState.LOST
+        return result
+
+    def reset(self) -> None:
+        self.center = None
+        self.size = None
+        self._reset()
+
+    def _clip_state(self) -> None:
+        """Keep the centre inside the image and the size within sane bounds."""
+        w, h = self.image_size
+        self.center = np.array([np.clip(self.center[0], 0, w), np.clip(self.center[1], 0, h)])
+        self.size = np.array([np.clip(self.size[0], 10, w), np.clip(self.size[1], 10, h)])
+
+    # Subclasses implement these.
+    @abstractmethod
+    def _init(self, image: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def _track(self, image: np.ndarray) -> TrackResult: ...
+
+    def _reset(self) -> None:
+        pass
