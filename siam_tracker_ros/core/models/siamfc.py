@@ -1,0 +1,54 @@
+"""SiamFC (Bertinetto et al. 2016): AlexNet features and plain cross-correlation.
+
+The baseline the papers build on; RASNet keeps its backbone and tracker and
+replaces the correlation by a weighted one.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .alexnet import AlexNet
+from .registry import register_model
+
+
+def cross_correlation(template: torch.Tensor, search: torch.Tensor) -> torch.Tensor:
+    """Full cross-correlation of each template with its search features -> Bx1xH'xW'.
+
+    One template may serve several search crops (SiamFC's scale pyramid).
+    """
+    if template.shape[0] == 1:
+        return F.conv2d(search, template)
+    if template.shape[0] != search.shape[0]:
+        raise ValueError(f"template batch {template.shape[0]} != search batch {search.shape[0]}")
+    b, c, h, w = search.shape
+    # Grouped conv: every sample correlates with its own template in one call.
+    out = F.conv2d(search.reshape(1, b * c, h, w), template, groups=b)
+    return out.reshape(b, 1, out.shape[-2], out.shape[-1])
+
+
+class SiamFC(nn.Module):
+    stride = 8
+    exemplar_size = 127
+    instance_size = 255
+
+    def __init__(self, response_scale: float = 1e-3):
+        super().__init__()
+        self.backbone = AlexNet()
+        # SiamFC scales the raw correlation (~1e3) into a logit range ("adjust" layer).
+        self.response_scale = response_scale
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def template(self, z: torch.Tensor) -> torch.Tensor:
+        return self.backbone(z)
+
+    def track(self, zf: torch.Tensor, x: torch.Tensor) -> dict:
+        xf = self.backbone(x)
+        return {"response": cross_correlation(zf, xf) * self.response_scale + self.bias}
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> dict:
+        return self.track(self.template(z), x)
+
+
+@register_model("siamfc")
+def build_siamfc(response_scale: float = 1e-3) -> SiamFC:
+    return SiamFC(response_scale=response_scale)

@@ -1,0 +1,103 @@
+"""SiamFC-style tracking: a scale pyramid of search crops, an upsampled response,
+a cosine window against large jumps, and damped scale updates.
+
+Used by SiamFC and RASNet (which differ in the correlation, not in this loop).
+Model contract: model.template(z) -> template state; model.track(state, x) ->
+{"response": Sx1xHxW logits} for S search crops.
+"""
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from .. import geometry
+from ..models.registry import register_tracker
+from .base import Tracker, TrackResult, TrackState, image_to_tensor
+
+
+@register_tracker("siamfc")
+class SiamFCTracker(Tracker):
+    DEFAULTS = dict(exemplar_size=127, instance_size=255, context_amount=0.5,
+                    scale_step=1.0375, scale_num=3, scale_penalty=0.9745, scale_lr=0.59,
+                    window_influence=0.176, response_up=16, total_stride=8)
+
+    def __init__(self, model, params, device="auto"):
+        merged = dict(self.DEFAULTS)
+        merged.update(params)
+        super().__init__(model, merged, device)
+        p = self.params
+        n = int(p["scale_num"])
+        self.scale_factors = float(p["scale_step"]) ** (np.arange(n) - (n - 1) / 2.0)
+        self._window = None
+        self.template_state = None
+
+    def _cosine_window(self, size: int) -> np.ndarray:
+        if self._window is None or self._window.shape[0] != size:
+            hann = np.hanning(size)
+            window = np.outer(hann, hann)
+            self._window = window / window.sum()
+        return self._window
+
+    def _init(self, image):
+        p = self.params
+        self.avg_color = cv2.mean(image)[:3]
+        self.z_size = geometry.context_size(self.size[0], self.size[1], p["context_amount"])
+        self.x_size = self.z_size * p["instance_size"] / p["exemplar_size"]
+        patch = geometry.crop_and_resize(image, self.center, self.z_size, int(p["exemplar_size"]),
+                                         self.avg_color)
+        self.template_state = self.model.template(image_to_tensor(patch, self.device))
+
+    def _track(self, image):
+        p = self.params
+        t0 = time.perf_counter()
+        instance = int(p["instance_size"])
+        sizes = self.x_size * self.scale_factors
+        patches = np.stack([geometry.crop_and_resize(image, self.center, s, instance, self.avg_color)
+                            for s in sizes])
+        x = torch.from_numpy(patches.transpose(0, 3, 1, 2).copy()).to(self.device, torch.float32)
+        t1 = time.perf_counter()
+        raw = self.model.track(self.template_state, x)["response"][:, 0].float().cpu().numpy()
+        t2 = time.perf_counter()
+
+        up = int(p["response_up"])
+        map_size = raw.shape[-1]
+        up_size = map_size * up
+        responses = np.stack([cv2.resize(r, (up_size, up_size), interpolation=cv2.INTER_CUBIC)
+                              for r in raw])
+        centre_scale = (len(sizes) - 1) // 2
+        peaks = responses.reshape(len(sizes), -1).max(axis=1)
+        peaks[np.arange(len(sizes)) != centre_scale] *= p["scale_penalty"]
+        best = int(np.argmax(peaks))
+
+        response = responses[best] - responses[best].min()
+        response = response / (response.sum() + 1e-12)
+        wi = p["window_influence"]
+        response = (1 - wi) * response + wi * self._cosine_window(up_size)
+        row, col = np.unravel_index(int(np.argmax(response)), response.shape)
+
+        # Peak displacement: upsampled-map px -> search-crop px -> image px.
+        disp_up = np.array([col, row], dtype=np.float64) - (up_size - 1) / 2.0
+        disp_crop = disp_up * p["total_stride"] / up
+        scale_to_image = sizes[best] / instance
+        prior_center = self.center.copy()
+        self.center = self.center + disp_crop * scale_to_image
+
+        damped = (1 - p["scale_lr"]) + p["scale_lr"] * self.scale_factors[best]
+        self.size = self.size * damped
+        self._clip_state()
+        self.z_size *= damped
+        self.x_size *= damped
+
+        confidence = 1.0 / (1.0 + np.exp(-raw[best].astype(np.float64)))
+        score = float(confidence.max())
+        # Map cell u sits at a displacement of (u - (map_size-1)/2) * stride crop px.
+        extent = map_size * p["total_stride"] * scale_to_image
+        region = np.array([prior_center[0] - extent / 2, prior_center[1] - extent / 2, extent, extent])
+        t3 = time.perf_counter()
+        return TrackResult(box=self.box, score=score, state=TrackState.TRACKING,
+                           confidence_map=confidence.astype(np.float32), map_region=region,
+                           timing={"crop": t1 - t0, "network": t2 - t1, "post": t3 - t2})
+
+    def _reset(self):
+        self.template_state = None
