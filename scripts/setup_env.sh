@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Creates or updates the project's virtual environment (.venv):
+#   1. the venv itself (python3 -m venv), Python 3.10 - 3.13;
+#   2. the pinned requirements (requirements.txt, requirements-ros.txt,
+#      requirements-dev.txt): torch, numpy, OpenCV, ROS 2 (rclpy and message
+#      wheels), the interface build tools, pytest;
+#   3. this package, editable (`pip install --no-deps -e .`: never touches torch);
+#   4. the siam_tracker_msgs interfaces (ros_interfaces/siam_tracker_msgs, built
+#      from the top-level msg/*.msg) with colcon against the ROS wheels,
+#      installed into the venv itself, so `import siam_tracker_msgs.msg` works
+#      from the venv's Python without further setup.
+# Each step leaves a stamp (a hash of its inputs) in .venv/.siam-stamps and is
+# skipped while its inputs are unchanged: a re-run takes about a second.
+#
+# Usage: scripts/setup_env.sh [all|venv|requirements|package|msgs|check]
+#   PYTHON=python3.12 scripts/setup_env.sh    # interpreter for a new venv
+#   SIAM_VENV=/path/venv                       # another venv location
+#   SIAM_FORCE=1                               # ignore the stamps
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${SIAM_VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3}
+STAMPS=$VENV/.siam-stamps
+BUILD=$ROOT/build
+REQ_FILES=("$ROOT/requirements.txt" "$ROOT/requirements-ros.txt" "$ROOT/requirements-dev.txt")
+MSGS_PKG=$ROOT/ros_interfaces/siam_tracker_msgs
+STEP=${1:-all}
+
+log() { printf '[setup_env] %s\n' "$*" >&2; }
+die() { printf '[setup_env] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Hash of the given files' names and contents (missing files hash as absent).
+hash_files() {
+    local f
+    for f in "$@"; do
+        if [ -f "$f" ]; then printf '%s\n' "${f#"$ROOT"/}"; cat "$f"; else printf 'missing %s\n' "$f"; fi
+    done | sha256sum | cut -d' ' -f1
+}
+stamp_ok() { [ -z "${SIAM_FORCE:-}" ] && [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
+stamp_write() { mkdir -p "$STAMPS" && printf '%s\n' "$2" > "$STAMPS/$1"; }
+
+# ---------------------------------------------------------------- system tools
+APT_UPDATED=
+apt_install() {
+    # apt_install PKG... : installs Debian/Ubuntu packages when running as root,
+    # otherwise stops with the command to run.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing system packages: $*"
+        export DEBIAN_FRONTEND=noninteractive
+        if [ -z "$APT_UPDATED" ]; then apt-get update -qq >&2 || true; APT_UPDATED=1; fi
+        apt-get install -y -qq --no-install-recommends "$@" >&2 \
+            || die "apt-get install $* failed"
+    else
+        die "missing system packages; install them with: sudo apt-get install $*"
+    fi
+}
+
+python_minor() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
+
+check_python() {
+    command -v "$PYTHON" >/dev/null 2>&1 \
+        || die "no '$PYTHON' found: install Python 3.10-3.13 (sudo apt-get install python3 python3-venv python3-dev) or set PYTHON=/path/to/python3.X"
+    local ver; ver=$(python_minor "$PYTHON")
+    case "$ver" in
+        3.10|3.11|3.12|3.13) ;;
+        *) die "$PYTHON is Python $ver; the ROS 2 wheels need Python 3.10-3.13 (set PYTHON=python3.X)";;
+    esac
+    if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        # Debian/Ubuntu split venv/ensurepip into python3-venv / python3.X-venv.
+        apt_install "python$ver-venv"
+    fi
+}
+
+check_build_tools() {
+    # What building the interfaces needs: cmake, make, a C/C++ compiler, Python headers.
+    local missing=()
+    command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+    command -v make >/dev/null 2>&1 || missing+=(make)
+    command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+    command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || missing+=(g++)
+    local inc; inc=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+    if [ ! -f "$inc/Python.h" ]; then
+        local ver; ver=$(python_minor "$VENV/bin/python")
+        if [ "$inc" = "/usr/include/python$ver" ]; then missing+=("python$ver-dev")
+        else die "Python headers not found in $inc (the interpreter $(readlink -f "$VENV/bin/python") has no development files)"
+        fi
+    fi
+    if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+}
+
+# ------------------------------------------------------------------------ venv
+step_venv() {
+    if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+        return 0
+    fi
+    if [ -e "$VENV" ]; then
+        log "$VENV exists but its Python does not run: recreating it"
+        rm -rf "$VENV"
+    fi
+    check_python
+    log "creating $VENV with $PYTHON ($(python_minor "$PYTHON"))"
+    "$PYTHON" -m venv "$VENV" || { rm -rf "$VENV"; die "python -m venv failed"; }
+}
+
+# ---------------------------------------------------------------- requirements
+step_requirements() {
+    local key; key="$(python_minor "$VENV/bin/python") $(hash_files "${REQ_FILES[@]}")"
+    stamp_ok requirements "$key" && return 0
+    log "installing pinned requirements (first run: a few minutes)"
+    local args=() f
+    for f in "${REQ_FILES[@]}"; do [ -f "$f" ] && args+=(-r "$f"); done
+    "$VENV/bin/python" -m pip install --quiet "${args[@]}" >&2 \
+        || die "pip install ${args[*]} failed"
+    stamp_write requirements "$key"
+}
+
+# --------------------------------------------------------------------- package
+step_package() {
+    local inputs=("$ROOT/setup.py" "$ROOT/setup.cfg" "$ROOT/package.xml")
+    local f
+    while IFS= read -r f; do inputs+=("$f"); done < <(
+        cd "$ROOT" && find resource launch config -type f 2>/dev/null | LC_ALL=C sort | sed "s#^#$ROOT/#")
+    local key; key=$(hash_files "${inputs[@]}")
+    if stamp_ok package "$key" && [ -x "$VENV/bin/siam-track" ]; then return 0; fi
+    log "installing siam_tracker_ros (editable, no dependencies)"
+    # --no-build-isolation: use the venv's pinned setuptools, no download.
+    "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$ROOT" >&2 2>/dev/null \
+        || "$VENV/bin/python" -m pip install --no-deps --no-build-isolation -e "$ROOT" >&2 \
+        || die "pip install -e . failed"
+    stamp_write package "$key"
+}
+
+# ------------------------------------------------------------------------ msgs
+fix_cmake_paths() {
+    # The ROS wheels' exported CMake files name the include folders of the
+    # machine that built them (/opt/python/cp3XX-cp3XX/...): point them at this
+    # venv's Python and numpy headers. Idempotent (nothing left to match).
+    local files
+    files=$(grep -rlE '/opt/python/cp3[0-9]+' --include='*.cmake' "$VENV/share" 2>/dev/null || true)
+    [ -z "$files" ] && return 0
+    local pyinc npinc
+    pyinc=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+    npinc=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
+    log "rewriting /opt/python/... include paths in $(echo "$files" | wc -l) CMake files of the ROS wheels"
+    # shellcheck disable=SC2086
+    printf '%s\n' "$files" | xargs -d '\n' sed -i -E \
+        -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+t?/lib/python3\.[0-9]+t?/site-packages/numpy/(_core/)?include#$npinc#g" \
+        -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+t?/include/python3\.[0-9]+t?#$pyinc#g"
+    if grep -rqE '/opt/python/cp3[0-9]+' --include='*.cmake' "$VENV/share"; then
+        log "warning: some /opt/python paths are left in $VENV/share/**/*.cmake:"
+        grep -rnE '/opt/python/cp3[0-9]+' --include='*.cmake' "$VENV/share" | head -5 >&2
+    fi
+}
+
+msgs_importable() {
+    (cd /tmp && "$VENV/bin/python" -c 'import siam_tracker_msgs.msg as m; m.TrackedObject(); m.ConfidenceMap()') >/dev/null 2>&1
+}
+
+step_msgs() {
+    local inputs=("$MSGS_PKG/CMakeLists.txt" "$MSGS_PKG/package.xml" "$ROOT/requirements-ros.txt")
+    local f
+    for f in "$ROOT"/msg/*.msg; do inputs+=("$f"); done
+    local key; key="$(python_minor "$VENV/bin/python") $(hash_files "${inputs[@]}")"
+    if stamp_ok msgs "$key" && msgs_importable; then return 0; fi
+    check_build_tools
+    fix_cmake_paths
+    log "building siam_tracker_msgs (colcon, installs into $VENV)"
+    rm -rf "$BUILD/siam_tracker_msgs"   # a clean build: the cache names the venv and the source folder
+    mkdir -p "$BUILD"
+    local rc=0
+    (
+        cd "$ROOT"
+        # Only the venv's ROS: a sourced /opt/ros/... would mix with the wheels.
+        unset PYTHONPATH COLCON_PREFIX_PATH LD_LIBRARY_PATH _ROS_WHEELS_BOOTSTRAP_COMPLETE
+        export VIRTUAL_ENV=$VENV PATH="$VENV/bin:$PATH"
+        export AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV
+        "$VENV/bin/colcon" --log-base "$BUILD/colcon-log" build \
+            --base-paths "$ROOT/ros_interfaces" \
+            --build-base "$BUILD" --install-base "$VENV" --merge-install \
+            --event-handlers console_direct- \
+            --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF \
+            -DCMAKE_BUILD_TYPE=Release >&2
+    ) || rc=$?
+    if [ "$rc" != 0 ]; then
+        log "colcon build failed; the end of its log:"
+        tail -n 40 "$BUILD"/colcon-log/latest_build/siam_tracker_msgs/stdout_stderr.log >&2 2>/dev/null || true
+        die "building siam_tracker_msgs failed (full log: $BUILD/colcon-log/latest_build)"
+    fi
+    msgs_importable || die "siam_tracker_msgs was built but does not import: $(cd /tmp && "$VENV/bin/python" -c 'import siam_tracker_msgs.msg' 2>&1 | tail -1)"
+    stamp_write msgs "$key"
+    log "siam_tracker_msgs installed"
+}
+
+step_check() {
+    (cd /tmp && "$VENV/bin/python" - <<'EOF'
+import importlib, sys
+mods = ["torch", "numpy", "cv2", "yaml", "rclpy", "sensor_msgs.msg", "siam_tracker_msgs.msg", "siam_tracker_ros"]
+bad = []
+for m in mods:
+    try:
+        importlib.import_module(m)
+    except Exception as e:  # noqa: BLE001
+        bad.append(f"{m}: {e}")
+print("[setup_env] python", sys.version.split()[0], "-", "all imports ok" if not bad else "FAILED: " + "; ".join(bad), file=sys.stderr)
+sys.exit(1 if bad else 0)
+EOF
+    )
+}
+
+run_all() {
+    step_venv
+    step_requirements
+    step_package
+    step_msgs
+}
+
+main() {
+    # One setup at a time per venv (two `make test` started together).
+    mkdir -p "$BUILD"
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>"$BUILD/.setup.lock"
+        flock 9
+    fi
+    case "$STEP" in
+        all) run_all ;;
+        venv) step_venv ;;
+        requirements) step_venv; step_requirements ;;
+        package) step_package ;;
+        msgs) step_msgs ;;
+        check) step_check ;;
+        *) die "unknown step '$STEP' (all|venv|requirements|package|msgs|check)" ;;
+    esac
+}
+
+main
