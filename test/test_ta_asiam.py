@@ -18,10 +18,6 @@ from siam_tracker_ros.core.models.ta_asiam import TaASiam, xcorr_depthwise
 from siam_tracker_ros.core.tracking.anchor_based import (
     AnchorBasedTracker, generate_anchor_shapes, generate_anchors)
 
-SEQUENCES = os.environ.get("SIAM_TRACKER_SEQUENCES", os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "sequences"))
-
-
 @pytest.fixture(scope="module")
 def inputs():
     g = torch.Generator().manual_seed(0)
@@ -163,11 +159,11 @@ def test_anchor_count_mismatch_is_reported():
         AnchorBasedTracker(_StubModel(), {"anchor_ratios": [1.0]}, device="cpu")
 
 
-def test_tracker_on_real_frames():
-    seq = os.path.join(SEQUENCES, "OTB_Crossing")
+def test_tracker_on_real_frames(sequences_dir):
+    seq = os.path.join(str(sequences_dir), "OTB_Crossing")
     frames = sorted(glob.glob(os.path.join(seq, "img", "*.jpg")))
     if not frames:
-        pytest.skip(f"sequence not available: {seq} (set SIAM_TRACKER_SEQUENCES)")
+        pytest.skip(f"sequence not available: {seq} (set SIAM_SHARED_DIR)")
     import cv2
     gt = np.loadtxt(os.path.join(seq, "groundtruth.txt"), delimiter=",")
     torch.manual_seed(0)
