@@ -104,13 +104,22 @@ step_venv() {
 }
 
 # ---------------------------------------------------------------- requirements
+# pip with this machine's quiet flags; drops the "Location 'file:///...' is
+# ignored" lines that a pip.conf naming absent local indexes prints per package.
+pip_run() {
+    local rc=0
+    "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2) || rc=$?
+    wait 2>/dev/null || true
+    return "$rc"
+}
+
 step_requirements() {
     local key; key="$(python_minor "$VENV/bin/python") $(hash_files "${REQ_FILES[@]}")"
     stamp_ok requirements "$key" && return 0
-    log "installing pinned requirements (first run: a few minutes)"
+    log "installing the pinned requirements (new venv: a few minutes)"
     local args=() f
     for f in "${REQ_FILES[@]}"; do [ -f "$f" ] && args+=(-r "$f"); done
-    "$VENV/bin/python" -m pip install --quiet "${args[@]}" >&2 \
+    pip_run install --quiet "${args[@]}" >&2 \
         || die "pip install ${args[*]} failed"
     stamp_write requirements "$key"
 }
@@ -125,8 +134,8 @@ step_package() {
     if stamp_ok package "$key" && [ -x "$VENV/bin/siam-track" ]; then return 0; fi
     log "installing siam_tracker_ros (editable, no dependencies)"
     # --no-build-isolation: use the venv's pinned setuptools, no download.
-    "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$ROOT" >&2 2>/dev/null \
-        || "$VENV/bin/python" -m pip install --no-deps --no-build-isolation -e "$ROOT" >&2 \
+    pip_run install --quiet --no-deps --no-build-isolation -e "$ROOT" >/dev/null 2>&1 \
+        || pip_run install --no-deps --no-build-isolation -e "$ROOT" >&2 \
         || die "pip install -e . failed"
     stamp_write package "$key"
 }
