@@ -33,7 +33,7 @@ neck.downsample{3,4}.*, rpn_head.rpn{3,4}.*, rpn_head.cls_weight/loc_weight).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import torch
 import torch.nn.functional as F
