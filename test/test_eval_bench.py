@@ -1,0 +1,58 @@
+"""siam-bench: per-stage timings, memory, skipped models, synthetic frames."""
+import json
+import os
+
+import numpy as np
+
+from siam_tracker_ros.evaluation import speed
+
+
+def test_run_job_in_process_on_synthetic_frames():
+    res = speed.run_job(speed.BenchJob("opencv-kcf", threads=1, frames=4, warmup=1))
+    assert res.ok, res.reason
+    assert res.frames == 4 and "synthetic" in res.source
+    assert set(res.ms) == {"total"}                       # peers: total only
+    assert res.ms["total"]["median"] > 0 and res.ms["total"]["p90"] >= res.ms["total"]["median"]
+    assert res.fps > 0 and np.isfinite(res.memory_mb)
+
+
+def test_model_stages_are_reported():
+    res = speed.run_job(speed.BenchJob("siamfc", threads=1, frames=2, warmup=0))
+    assert res.ok, res.reason
+    assert "total" in res.ms
+    assert res.weights.startswith("none")
+    # the tracker's own split, when it fills TrackResult.timing
+    for k in res.ms:
+        assert k in speed.STAGES
+
+
+def test_unknown_model_and_cuda_without_gpu_fail_cleanly():
+    res = speed.run_job(speed.BenchJob("no_such_model_xyz", frames=2, warmup=0))
+    assert not res.ok and "unknown model" in res.reason
+    import torch
+    if not torch.cuda.is_available():
+        res = speed.run_job(speed.BenchJob("siamfc", device="cuda", frames=2, warmup=0))
+        assert not res.ok and "CUDA" in res.reason
+
+
+def test_configurations():
+    cfgs = speed.configurations(cuda=True, threads=(1, 2))
+    assert [(c["device"], c["threads"], c["precision"]) for c in cfgs] == [
+        ("cpu", 1, "fp32"), ("cpu", 2, "fp32"), ("cuda", None, "fp32"), ("cuda", None, "fp16")]
+    assert len(speed.configurations(cuda=False)) == 2
+
+
+def test_siam_bench_cli(tmp_path):
+    from siam_tracker_ros.cli import bench
+    out = str(tmp_path / "bench")
+    rc = bench.main(["--models", "no_such_model_xyz", "--peers", "kcf", "--synthetic",
+                     "--frames", "3", "--warmup", "1", "--threads", "1", "--no-cuda", "--out", out])
+    assert rc == 0
+    with open(os.path.join(out, "bench.json")) as f:
+        doc = json.load(f)
+    assert "no_such_model_xyz" in doc["skipped"]
+    ok = [r for r in doc["results"] if r["ok"]]
+    assert [r["tracker"] for r in ok] == ["opencv-kcf"]
+    assert "synthetic" in doc["meta"]["frames"]
+    md = open(os.path.join(out, "bench.md")).read()
+    assert "| opencv-kcf | cpu | 1 | fp32 |" in md and "no_such_model_xyz" in md
