@@ -1,0 +1,128 @@
+"""MobileNetV3 (Howard et al. 2019) as the light Siamese trackers use it.
+
+Layout: `features` is an nn.Sequential; `features.0` is the stem (3x3 conv
+stride 2, BN, h-swish) and every further entry is an inverted-residual block
+whose layers sit in an inner Sequential named `conv`:
+
+    expansion == input channels (first block of -small):
+        conv.0 depthwise kxk, conv.1 BN, conv.2 act, conv.3 SE (or Identity),
+        conv.4 1x1 projection, conv.5 BN
+    otherwise:
+        conv.0 1x1 expansion, conv.1 BN, conv.2 act, conv.3 depthwise kxk,
+        conv.4 BN, conv.5 SE (or Identity), conv.6 act, conv.7 1x1 projection,
+        conv.8 BN
+
+SE: global average pool -> Linear(c, make_divisible(c / 4, 8)) -> ReLU ->
+Linear -> h-sigmoid, scaling the channels (`fc.0`, `fc.2`). A block adds its
+input when stride is 1 and the channel count is unchanged. These are the names
+of the widely used `mobilenetv3.pytorch` layout, which NanoTrack's checkpoints
+carry, so its keys map one to one (see loaders_nanotrack.py).
+
+NanoTrack v2 keeps `features[0:9]` of MobileNetV3-small (width 1.0): the stem
+and the first eight blocks, total stride 16, 48 output channels. A 127 px
+exemplar gives 8x8 features, a 255 px search crop 16x16.
+
+Input: float Bx3xHxW with values 0..255, no normalisation (NanoTrack is
+trained that way).
+"""
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+import torch
+from torch import nn
+
+# (kernel, expansion size, out channels, SE, h-swish, stride) per block: MobileNetV3-small.
+SMALL_BLOCKS: List[Tuple[int, int, int, bool, bool, int]] = [
+    (3, 16, 16, True, False, 2),
+    (3, 72, 24, False, False, 2),
+    (3, 88, 24, False, False, 1),
+    (5, 96, 40, True, True, 2),
+    (5, 240, 40, True, True, 1),
+    (5, 240, 40, True, True, 1),
+    (5, 120, 48, True, True, 1),
+    (5, 144, 48, True, True, 1),
+    (5, 288, 96, True, True, 2),
+    (5, 576, 96, True, True, 1),
+    (5, 576, 96, True, True, 1),
+]
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int = None) -> int:
+    """Round channels to a multiple of `divisor`, never going below 90% of `value`."""
+    min_value = min_value or divisor
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, channels: int, reduction: int = 4):
+        super().__init__()
+        hidden = make_divisible(channels // reduction, 8)
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True),
+                                nn.Linear(hidden, channels), nn.Hardsigmoid(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c = x.shape[:2]
+        w = self.fc(self.avg_pool(x).reshape(b, c)).reshape(b, c, 1, 1)
+        return x * w
+
+
+def _act(hswish: bool) -> nn.Module:
+    return nn.Hardswish(inplace=True) if hswish else nn.ReLU(inplace=True)
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, inp: int, hidden: int, out: int, kernel: int, stride: int,
+                 use_se: bool, use_hs: bool):
+        super().__init__()
+        self.identity = stride == 1 and inp == out
+        pad = (kernel - 1) // 2
+        se = SqueezeExcite(hidden) if use_se else nn.Identity()
+        if inp == hidden:
+            layers = [nn.Conv2d(hidden, hidden, kernel, stride, pad, groups=hidden, bias=False),
+                      nn.BatchNorm2d(hidden), _act(use_hs), se,
+                      nn.Conv2d(hidden, out, 1, bias=False), nn.BatchNorm2d(out)]
+        else:
+            layers = [nn.Conv2d(inp, hidden, 1, bias=False), nn.BatchNorm2d(hidden), _act(use_hs),
+                      nn.Conv2d(hidden, hidden, kernel, stride, pad, groups=hidden, bias=False),
+                      nn.BatchNorm2d(hidden), se, _act(use_hs),
+                      nn.Conv2d(hidden, out, 1, bias=False), nn.BatchNorm2d(out)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return x + y if self.identity else y
+
+
+class MobileNetV3(nn.Module):
+    """MobileNetV3 feature extractor, optionally truncated after `num_blocks` blocks."""
+
+    def __init__(self, blocks: Sequence[Tuple[int, int, int, bool, bool, int]] = SMALL_BLOCKS,
+                 width_mult: float = 1.0, num_blocks: int = None, stem_channels: int = 16):
+        super().__init__()
+        blocks = list(blocks)[:num_blocks] if num_blocks is not None else list(blocks)
+        inp = make_divisible(stem_channels * width_mult, 8)
+        layers: List[nn.Module] = [nn.Sequential(
+            nn.Conv2d(3, inp, 3, 2, 1, bias=False), nn.BatchNorm2d(inp), nn.Hardswish(inplace=True))]
+        stride = 2
+        for k, exp, c, se, hs, s in blocks:
+            out = make_divisible(c * width_mult, 8)
+            hidden = make_divisible(exp * width_mult, 8)
+            layers.append(InvertedResidual(inp, hidden, out, k, s, se, hs))
+            inp = out
+            stride *= s
+        self.features = nn.Sequential(*layers)
+        self.out_channels = inp
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def mobilenetv3_small_nanotrack() -> MobileNetV3:
+    """MobileNetV3-small, stem + 8 blocks (NanoTrack v2): stride 16, 48 channels."""
+    return MobileNetV3(SMALL_BLOCKS, width_mult=1.0, num_blocks=8)
