@@ -167,7 +167,7 @@ msgs_importable() {
 }
 
 step_msgs() {
-    local inputs=("$MSGS_PKG/CMakeLists.txt" "$MSGS_PKG/package.xml" "$ROOT/requirements-ros.txt")
+    local inputs=("$MSGS_PKG/CMakeLists.txt" "$MSGS_PKG/package.xml" "${REQ_FILES[@]}")
     local f
     for f in "$ROOT"/msg/*.msg; do inputs+=("$f"); done
     local key; key="$(python_minor "$VENV/bin/python") $(hash_files "${inputs[@]}")"
