@@ -56,3 +56,7 @@ def test_siam_bench_cli(tmp_path):
     assert "synthetic" in doc["meta"]["frames"]
     md = open(os.path.join(out, "bench.md")).read()
     assert "| opencv-kcf | cpu | 1 | fp32 |" in md and "no_such_model_xyz" in md
+    from siam_tracker_ros.evaluation import benchmarks_doc
+    text = benchmarks_doc.build(None, out, None, None, str(tmp_path / "B.md"))
+    assert "## Speed and memory (siam-bench)" in text and "| opencv-kcf | cpu | 1 | fp32 |" in text
+    assert "no GPU on this machine" in text or "measured" in text

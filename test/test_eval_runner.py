@@ -188,6 +188,13 @@ def test_siam_eval_cli_end_to_end(tmp_path, capsys):
         doc2 = json.load(f)
     assert doc2["meta"]["ran"] == 0 and doc2["meta"]["from_cache"] == 6
     assert doc2["trackers"]["siamfc"]["overall"]["auc"] == doc["trackers"]["siamfc"]["overall"]["auc"]
+    # docs/BENCHMARKS.md is written from these outputs
+    from siam_tracker_ros.evaluation import benchmarks_doc
+    md_path = str(tmp_path / "docs" / "BENCHMARKS.md")
+    text = benchmarks_doc.build(out, None, None, str(tmp_path / "docs" / "benchmarks"), md_path)
+    assert "| siamfc |" in text and "**untrained**" in text and "## Metric conventions" in text
+    assert "![success plot](benchmarks/success_plot.png)" in text
+    assert os.path.isfile(tmp_path / "docs" / "benchmarks" / "success_plot.png")
 
 
 def test_siam_eval_missing_dataset(tmp_path, capsys):
