@@ -1,0 +1,82 @@
+"""SiamCAN: cross-channel + self-spatial attention on an anchor-free SiamBAN-style tracker.
+
+Architecture (SiamCAN paper, Sec. 3; the baseline it extends is SiamBAN):
+- backbone: SiamRPN++'s dilated ResNet-50, features of the 3rd, 4th and 5th
+  blocks (pysot's used_layers (2, 3, 4): layer2/3/4 = conv3_x/conv4_x/conv5_x);
+- neck: 1x1 conv + BN to 256 channels per level; template centre-cropped 7x7;
+- cross-channel attention (Eq. 1-3), per level: V = sigmoid(conv1d_k(GAP(psi_t)))
+  with k from ECA-Net's rule (k = 5 for 256 channels), search features * V;
+- per level and per branch (cls, reg): 3x3 conv towers on template and search,
+  depthwise correlation (Eq. 4/5), self-spatial attention on the correlation map
+  (Eq. 6/7), then two 1x1 convs (256 -> 256 -> 2 or 4);
+- learned per-level fusion (Eq. 8/9); the paper writes one alpha_l for cls and
+  reg (share_fusion_weights=True, default); False gives SiamBAN's two vectors.
+  Distances are exp(loc_scale_l * raw) (SiamBAN's parameterisation, positive).
+
+The cls channel order follows the anchor-free tracker contract (channel 1 =
+target, SiamBAN's convention); the paper's text numbers foreground 0.
+
+Model API (stateless module; the tracker keeps the template state):
+    state = model.template(z)     z: B x 3 x 127 x 127 float BGR 0..255
+    out = model.track(state, x)   x: B x 3 x 255 x 255 (state batch 1 is shared)
+    out = {"cls": B x 2 x 25 x 25 logits, "loc": B x 4 x 25 x 25 px}
+    model(z, x) == model.track(model.template(z), x)   (training)
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+import torch
+from torch import nn
+
+from .attention import CrossChannelAttention, SelfSpatialAttention
+from .heads import MultiLevelAnchorFreeHead
+from .necks import AdjustAllLayer
+from .registry import register_model
+from .resnet import ResNet50
+
+
+class SiamCAN(nn.Module):
+    stride = 8
+    exemplar_size = 127
+    instance_size = 255
+    score_size = 25
+    output_type = "anchor_free"
+
+    def __init__(self, used_layers: Sequence[int] = (2, 3, 4), neck_channels: int = 256,
+                 eca_kernel_size: Optional[int] = None, spatial_kernel_size: int = 7,
+                 share_fusion_weights: bool = True, template_crop: int = 7):
+        super().__init__()
+        used_layers = [int(i) for i in used_layers]
+        self.levels = used_layers
+        self.backbone = ResNet50(used_layers=used_layers)
+        self.neck = AdjustAllLayer(self.backbone.out_channels, neck_channels,
+                                   center_crop=template_crop, levels=used_layers)
+        chans = self.neck.out_channels
+        self.cross_attention = nn.ModuleDict({
+            f"level{level}": CrossChannelAttention(c, eca_kernel_size) for level, c in zip(used_layers, chans)})
+        self.head = MultiLevelAnchorFreeHead(
+            chans, levels=used_layers, cls_out_channels=2, share_weights=share_fusion_weights,
+            attention_factory=lambda: SelfSpatialAttention(spatial_kernel_size))
+
+    def _eca(self, level: int) -> CrossChannelAttention:
+        return self.cross_attention[f"level{level}"]
+
+    def template(self, z: torch.Tensor) -> Dict[str, Any]:
+        zs = self.neck(self.backbone(z), crop=True)
+        return {"kernels": self.head.kernels(zs),
+                "channel_weights": [self._eca(level).weights(f) for level, f in zip(self.levels, zs)]}
+
+    def track(self, state: Dict[str, Any], x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        xs = self.neck(self.backbone(x), crop=False)
+        xs = [CrossChannelAttention.apply(f, v) for f, v in zip(xs, state["channel_weights"])]
+        cls, loc = self.head(state["kernels"], xs)
+        return {"cls": cls, "loc": loc}
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return self.track(self.template(z), x)
+
+
+@register_model("siamcan")
+def build_siamcan(**kwargs) -> SiamCAN:
+    return SiamCAN(**kwargs)
