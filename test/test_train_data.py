@@ -468,3 +468,26 @@ def test_peer_pseudo_labels_on_a_moving_square(tmp_path):
     assert got is not None, f"{name} lost a plainly visible moving square"
     from siam_tracker_ros.core.geometry import iou
     assert iou(got, np.array(truth, float)).mean() > 0.6
+
+
+def test_coco_root_layout(tmp_path):
+    _frame(str(tmp_path / "train2017" / "a.jpg"))
+    ann = {"images": [{"id": 1, "file_name": "a.jpg"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 20, 20]}]}
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "instances_train2017.json").write_text(json.dumps(ann))
+    ds = D.build_dataset("coco", root=str(tmp_path))
+    assert len(ds) == 1 and ds[0].frames[0].endswith("a.jpg")
+
+
+def test_validation_sequences_refused(tmp_path):
+    root = tmp_path / "shared" / "data" / "sequences"
+    (root / "X" / "img").mkdir(parents=True)
+    _frame(str(root / "X" / "img" / "0001.jpg"))
+    _write(str(root / "X" / "groundtruth.txt"), "1,1,10,10\n")
+    ds = D.OTB(str(root))
+    with pytest.raises(ValueError, match="validation"):
+        PairSampler([ds])
+    with pytest.raises(ValueError, match="validation"):
+        PairDataset([ds], length=1)
+    assert len(PairSampler([ds], allow_validation_data=True).datasets) == 1

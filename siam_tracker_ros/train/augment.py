@@ -185,20 +185,22 @@ def motion_blur(image: np.ndarray, box, rng: np.random.Generator, max_length: in
 
 def color_jitter(image: np.ndarray, box, rng: np.random.Generator, brightness: float = 0.3,
                  contrast: float = 0.3, saturation: float = 0.3, pca_std: float = 0.1) -> Tuple[np.ndarray, Box]:
-    """Random brightness (x (1 +- b)), contrast, saturation and AlexNet PCA
-    lighting noise, applied to the whole image."""
-    img = image.astype(np.float32)
-    gray_mean = float(img.mean())
-    img *= 1.0 + _uniform(rng, brightness)
+    """Random brightness (x (1 +- b)), contrast (about the mean grey level),
+    saturation (towards/away from each pixel's grey) and AlexNet PCA lighting
+    noise, applied to the whole image. All four are affine in colour, so they
+    are composed into one 3x4 matrix and applied in one ``cv2.transform``."""
+    b = 1.0 + _uniform(rng, brightness)
     c = 1.0 + _uniform(rng, contrast)
-    img = (img - gray_mean) * c + gray_mean
     s = 1.0 + _uniform(rng, saturation)
-    gray = img @ np.array([0.114, 0.587, 0.299], np.float32)
-    img = (img - gray[..., None]) * s + gray[..., None]
+    w = np.array([0.114, 0.587, 0.299])  # BGR grey weights
+    sat = s * np.eye(3) + (1.0 - s) * np.outer(np.ones(3), w)
+    mean_grey = b * float(np.dot(cv2.mean(image)[:3], w))
+    offset = np.full(3, (1.0 - c) * mean_grey)  # sat keeps grey vectors unchanged
     if pca_std > 0:
-        alpha = rng.normal(0.0, pca_std, 3).astype(np.float32)
-        img += _EIGVEC_BGR @ (alpha * _EIGVAL)
-    return np.clip(img, 0, 255).astype(np.uint8), _box(box)
+        alpha = rng.normal(0.0, pca_std, 3)
+        offset = offset + _EIGVEC_BGR.astype(np.float64) @ (alpha * _EIGVAL)
+    m = np.hstack([sat * (c * b), offset[:, None]])
+    return cv2.transform(image, m), _box(box)
 
 
 def brightness(image: np.ndarray, box, factor: float = 1.0, offset: float = 0.0) -> Tuple[np.ndarray, Box]:

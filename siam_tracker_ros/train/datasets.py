@@ -279,8 +279,19 @@ class COCO(TrackingDataset):
     name = "coco"
     default_frame_range = 0
 
-    def __init__(self, image_dir: str, annotation_file: str, min_size: float = 4.0,
-                 include_crowd: bool = False, frame_range: Optional[int] = None):
+    def __init__(self, image_dir: Optional[str] = None, annotation_file: Optional[str] = None,
+                 min_size: float = 4.0, include_crowd: bool = False, frame_range: Optional[int] = None,
+                 root: Optional[str] = None, split: str = "train2017"):
+        # root/{train2017/, annotations/instances_train2017.json} (the COCO download layout)
+        if image_dir is None:
+            if root is None:
+                raise ValueError("COCO needs image_dir and annotation_file, or root (and split)")
+            image_dir = os.path.join(root, split)
+        if annotation_file is None:
+            if root is None:
+                raise ValueError("COCO needs annotation_file, or root (and split)")
+            annotation_file = os.path.join(root, "annotations", f"instances_{split}.json")
+        self.root = root or image_dir
         self.image_dir = image_dir
         with open(annotation_file, encoding="utf-8") as f:
             data = json.load(f)

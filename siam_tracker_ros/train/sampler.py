@@ -22,6 +22,7 @@ appearance-aware ``search_appearance`` of the same frame).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence as Seq, Union
 
@@ -53,6 +54,19 @@ def temporal_weights(i: int, candidates: np.ndarray, sigma: float) -> np.ndarray
     return w / w.sum()
 
 
+VALIDATION_MARK = os.path.join("shared", "data", "sequences")
+
+
+def check_not_validation(dataset: TrackingDataset) -> None:
+    """Refuse the project's validation sequences (../shared/data/sequences) as
+    training data: numbers measured on data a model was trained on say nothing."""
+    roots = [getattr(dataset, a, None) for a in ("root", "image_dir")]
+    for r in roots:
+        if r and VALIDATION_MARK in os.path.realpath(r):
+            raise ValueError(f"{r} is the validation data ({VALIDATION_MARK}); do not train on it "
+                             "(allow_validation_data=True overrides, for tests only)")
+
+
 class PairSampler:
     """Draws (template, search) frame pairs from several datasets.
 
@@ -64,8 +78,11 @@ class PairSampler:
 
     def __init__(self, datasets: Seq[TrackingDataset], weights: Optional[Seq[float]] = None,
                  frame_range: Union[None, int, Seq[int]] = None, sigma: float = 100.0,
-                 neg_prob: float = 0.2, seed: int = 0):
+                 neg_prob: float = 0.2, seed: int = 0, allow_validation_data: bool = False):
         self.datasets = [d for d in datasets]
+        if not allow_validation_data:
+            for d in self.datasets:
+                check_not_validation(d)
         if not self.datasets or not any(len(d) for d in self.datasets):
             raise ValueError("PairSampler needs at least one dataset with a visible target")
         if weights is None:
@@ -174,11 +191,13 @@ class PairDataset(_TorchDataset):
                  sigma: float = 100.0, gray_prob: float = 0.0,
                  template_cfg: Optional[A.CropConfig] = None,
                  search_cfg: Optional[A.CropConfig] = None,
-                 appearance_cfg: Optional[A.CropConfig] = None):
+                 appearance_cfg: Optional[A.CropConfig] = None,
+                 allow_validation_data: bool = False):
         if mode not in ("plain", "two_stage"):
             raise ValueError(f"mode must be 'plain' or 'two_stage', got {mode!r}")
         self.mode = mode
-        self.sampler = PairSampler(datasets, weights, frame_range, sigma, neg_prob, seed)
+        self.sampler = PairSampler(datasets, weights, frame_range, sigma, neg_prob, seed,
+                                   allow_validation_data)
         self.template_size = int(template_size)
         self.search_size = int(search_size)
         self.length = int(length)
