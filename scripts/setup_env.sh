@@ -174,10 +174,11 @@ step_msgs() {
     if stamp_ok msgs "$key" && msgs_importable; then return 0; fi
     check_build_tools
     fix_cmake_paths
-    log "building siam_tracker_msgs (colcon, installs into $VENV)"
+    local build_log="$BUILD/siam_tracker_msgs.log"
+    log "building siam_tracker_msgs with colcon into $VENV (log: ${build_log#"$ROOT"/})"
     rm -rf "$BUILD/siam_tracker_msgs"   # a clean build: the cache names the venv and the source folder
     mkdir -p "$BUILD"
-    local rc=0
+    local rc=0 t0=$SECONDS
     (
         cd "$ROOT"
         # Only the venv's ROS: a sourced /opt/ros/... would mix with the wheels.
@@ -187,18 +188,17 @@ step_msgs() {
         "$VENV/bin/colcon" --log-base "$BUILD/colcon-log" build \
             --base-paths "$ROOT/ros_interfaces" \
             --build-base "$BUILD" --install-base "$VENV" --merge-install \
-            --event-handlers console_direct- \
             --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF \
-            -DCMAKE_BUILD_TYPE=Release >&2
-    ) || rc=$?
+            -DCMAKE_BUILD_TYPE=Release
+    ) > "$build_log" 2>&1 || rc=$?
     if [ "$rc" != 0 ]; then
-        log "colcon build failed; the end of its log:"
-        tail -n 40 "$BUILD"/colcon-log/latest_build/siam_tracker_msgs/stdout_stderr.log >&2 2>/dev/null || true
-        die "building siam_tracker_msgs failed (full log: $BUILD/colcon-log/latest_build)"
+        log "colcon build failed; the end of $build_log:"
+        grep -v "doesn't contain any 'local_setup" "$build_log" | tail -n 40 >&2
+        die "building siam_tracker_msgs failed"
     fi
     msgs_importable || die "siam_tracker_msgs was built but does not import: $(cd /tmp && "$VENV/bin/python" -c 'import siam_tracker_msgs.msg' 2>&1 | tail -1)"
     stamp_write msgs "$key"
-    log "siam_tracker_msgs installed"
+    log "siam_tracker_msgs built and installed in $((SECONDS - t0)) s"
 }
 
 step_check() {
