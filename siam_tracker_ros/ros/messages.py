@@ -1,0 +1,70 @@
+"""TrackResult -> siam_tracker_msgs messages, and the debug overlay.
+
+Box in messages: float px, 0-based, top-left + size (the core's convention),
+clipped to the image. A LOST or IDLE target carries a zero box.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from ..core import geometry
+from ..core.tracking.base import TrackState
+from .image_conversion import numpy_to_image_msg
+
+STATE_NAMES = {TrackState.IDLE: "IDLE", TrackState.TRACKING: "TRACKING", TrackState.LOST: "LOST"}
+STATE_COLOURS = {TrackState.IDLE: (200, 200, 200), TrackState.TRACKING: (0, 255, 0),
+                 TrackState.LOST: (0, 0, 255)}   # BGR
+
+
+def stamp_ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def tracked_object(header, target_id: int, state: TrackState, box: Optional[Sequence[float]],
+                   score: float, image_width: int, image_height: int, latency: float):
+    from siam_tracker_msgs.msg import TrackedObject
+    msg = TrackedObject()
+    msg.header = header
+    msg.target_id = int(target_id)
+    msg.state = int(state)
+    msg.image_width, msg.image_height = int(image_width), int(image_height)
+    msg.score = float(np.clip(score, 0.0, 1.0)) if state != TrackState.IDLE else 0.0
+    if state == TrackState.TRACKING and box is not None:
+        x, y, w, h = geometry.clip_box(box, image_width, image_height)
+        msg.x, msg.y, msg.width, msg.height = float(x), float(y), float(w), float(h)
+        msg.center_x_norm = float(2.0 * (x + w / 2.0) / image_width - 1.0)
+        msg.center_y_norm = float(2.0 * (y + h / 2.0) / image_height - 1.0)
+    msg.latency = float(latency)
+    return msg
+
+
+def confidence_map(header, target_id: int, conf: np.ndarray, region: Sequence[float]):
+    from siam_tracker_msgs.msg import ConfidenceMap
+    msg = ConfidenceMap()
+    msg.header = header
+    msg.target_id = int(target_id)
+    data = np.clip(np.asarray(conf, dtype=np.float32), 0.0, 1.0)
+    msg.map = numpy_to_image_msg(data, "32FC1", header=header)
+    msg.region_x, msg.region_y, msg.region_width, msg.region_height = (float(v) for v in region)
+    return msg
+
+
+def draw_track_overlay(image: np.ndarray, state: TrackState, box: Optional[Sequence[float]],
+                       score: float, text: str = "") -> np.ndarray:
+    """Draw box, score and state onto `image` (BGR, modified in place and returned)."""
+    colour = STATE_COLOURS[TrackState(state)]
+    label = STATE_NAMES[TrackState(state)]
+    if state != TrackState.IDLE:
+        label += f" {score:.2f}"
+    if box is not None and state == TrackState.TRACKING:
+        x, y, w, h = (float(v) for v in box)
+        cv2.rectangle(image, (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h))),
+                      colour, 2)
+    if text:
+        label += "  " + text
+    cv2.putText(image, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 1, cv2.LINE_AA)
+    return image

@@ -1,0 +1,78 @@
+"""Parameters of the tracker node: config/tracker.yaml, descriptors, the launch file."""
+import os
+import py_compile
+
+import pytest
+import yaml
+
+from siam_tracker_ros.ros import params
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "config", "tracker.yaml")
+LAUNCH = os.path.join(ROOT, "launch", "tracker.launch.py")
+
+
+def flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_params_file_matches_the_declared_parameters():
+    with open(CONFIG) as f:
+        data = yaml.safe_load(f)
+    values = flatten(data[params.NODE_NAME]["ros__parameters"])
+    assert set(values) == {p.name for p in params.PARAMS}
+    for p in params.PARAMS:
+        # same value and same type (rclpy rejects an int for a double parameter)
+        assert values[p.name] == p.default and type(values[p.name]) is type(p.default), p.name
+
+
+def test_launch_file_compiles_and_uses_the_params_file(tmp_path):
+    py_compile.compile(LAUNCH, cfile=str(tmp_path / "launch.pyc"), doraise=True)
+    text = open(LAUNCH).read()
+    assert '"config", "tracker.yaml"' in text
+    assert 'executable="tracker_node"' in text and 'name="siam_tracker"' in text
+    assert '("image", image)' in text
+    setup = open(os.path.join(ROOT, "setup.py")).read()
+    assert "tracker_node = siam_tracker_ros.ros.tracker_node:main" in setup
+    assert '"launch", "config"' in setup  # both are installed to share/siam_tracker_ros
+
+
+@pytest.fixture
+def node(ros_env):
+    import rclpy
+    from rclpy.node import Node
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=0)
+    n = Node("siam_tracker", context=context, start_parameter_services=False)
+    try:
+        yield n
+    finally:
+        n.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_descriptors_enforce_ranges_and_read_only(node):
+    from rclpy.parameter import Parameter
+    values = params.declare(node)
+    assert values == params.defaults()
+    d = node.describe_parameter("lost_threshold")
+    assert d.description and d.floating_point_range[0].to_value == 1.0
+    assert node.describe_parameter("model").read_only
+    assert node.describe_parameter("qos.reliability").additional_constraints
+
+    ok = node.set_parameters([Parameter("lost_threshold", value=0.5)])[0]
+    assert ok.successful and node.get_parameter("lost_threshold").value == 0.5
+    for bad in (Parameter("lost_threshold", value=1.5), Parameter("frame_cache_size", value=0),
+                Parameter("model", value="siamfc")):
+        assert not node.set_parameters([bad])[0].successful, bad.name
+
+
+def test_unknown_choice_is_rejected():
+    assert params.check_value("qos.reliability", "reliable") is None
+    assert "best_effort" in params.check_value("qos.reliability", "sometimes")
