@@ -62,6 +62,9 @@ class NodeUnderTest:
                                                   ros_environment)
         self.domain = fresh_domain_id()
         env = ros_environment(self.domain, log_dir=str(log_dir))
+        # The test machines are small and shared: one torch thread (oversubscribed cores made
+        # two threads 2x slower per frame here). Not a node setting: config/tracker.yaml keeps 0.
+        env.setdefault("OMP_NUM_THREADS", "1")
         apply_to_this_process(env)
         self.proc = NodeProcess(["--params-file", CONFIG, "-r", f"image:={IMAGE_TOPIC}", *extra_args], env)
         self.client = TrackerClient(IMAGE_TOPIC, domain_id=self.domain, **client_options)

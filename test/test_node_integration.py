@@ -54,7 +54,7 @@ def test_tracks_frames_one_result_per_frame(node, clip):
     c = node.client
     start_tracking(node, clip)
     w, h = clip.size
-    n = 15
+    n = 12
     stamps = [T0 + i * DT for i in range(1, n)]
     for i, stamp in enumerate(stamps, start=1):
         c.publish_frame(clip.frames[i], stamp)
@@ -110,6 +110,20 @@ def test_tracks_frames_one_result_per_frame(node, clip):
             pixels = image_msg_to_numpy(overlay)
             left, mid_y = int(round(m.x)), int(round(m.y + m.height / 2))
             assert tuple(pixels[mid_y, left]) == (0, 255, 0), "no green box edge where the box is"
+
+
+    # An init naming an older cached frame: applied to that frame, then the node catches up
+    # through the later cached frames (silently) and tracks the next frame.
+    mark = len(node.proc.lines)
+    c.send_init(clip.init_box + np.array([4.0, 2.0, 0.0, 0.0]), stamp=stamps[-3], target_id=8)
+    assert node.proc.wait_for_line(rf"target 8 initialised .* on frame {stamps[-3] * 1e-9:.3f}",
+                                   RESULT_TIMEOUT, start=mark), node.proc.output
+    count = len(c.objects)
+    stamp = stamps[-1] + DT
+    c.publish_frame(clip.frames[n], stamp)
+    assert c.wait_for(lambda: c.objects_for(stamp), RESULT_TIMEOUT), node.proc.output
+    assert len(c.objects) == count + 1     # no results published for the catch-up frames
+    assert c.objects_for(stamp)[0].msg.target_id == 8
 
 
 def test_fast_input_gives_drops_not_delay(node, clip):

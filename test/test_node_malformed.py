@@ -62,50 +62,55 @@ def test_malformed_input_is_logged_and_survived(tmp_path):
         errors = 1
         good_frame_answers({TrackState.IDLE})
 
-        # images the node cannot read; each followed by a good frame
-        bad_images = [
-            (raw_image(0, w, h, encoding="yuv422", step=w * 2), r"unsupported encoding 'yuv422'"),
-            (raw_image(0, w, h, nbytes=h * w * 3 - 1), r"fewer than height \* step"),
-            (raw_image(0, w, h, step=w * 3 - 3), r"smaller than width"),
+        # Bad images and bad init boxes, alternating; each followed by a good frame that is
+        # answered. Errors are throttled per kind (ERROR_THROTTLE_S): the alternation and a
+        # short pause keep two errors of one kind far enough apart to be logged.
+        bad_inputs = [
+            (raw_image(0, w, h, encoding="yuv422", step=w * 2), r"image skipped: unsupported encoding 'yuv422'"),
+            ([50, 50, 0, 20], r"init ignored: box width and height must be positive"),
+            (raw_image(0, w, h, nbytes=h * w * 3 - 1), r"image skipped: .*fewer than height \* step"),
+            ([w + 10, 10, 20, 20], r"init ignored: .*outside"),
+            (raw_image(0, w, h, step=w * 3 - 3), r"image skipped: step .* smaller than width"),
+            ([50, 50, -5, 20], r"init ignored: box width and height must be positive"),
             (raw_image(0, w, h, encoding="32FC1", step=w * 4), r"unsupported encoding '32FC1' for tracking"),
+            ([np.nan, 50, 5, 20], r"init ignored: box must be 4 finite numbers"),
         ]
-        for msg, pattern in bad_images:
-            time.sleep(ERROR_THROTTLE_S + 0.2)   # errors from one place are throttled
+        for bad, pattern in bad_inputs:
+            time.sleep(0.6 * ERROR_THROTTLE_S + 0.1)
             mark = len(proc.lines)
-            stamp += DT
-            msg.header = make_header(stamp)
-            c.publish_frame(None, stamp, msg=msg)
+            if isinstance(bad, list):
+                c.send_init(bad, stamp=stamp)
+            else:
+                stamp += DT
+                bad.header = make_header(stamp)
+                c.publish_frame(None, stamp, msg=bad)
             expect_error(pattern)
-            # the bad frame produced no TrackedObject, the next good one does
-            assert not c.objects_for(stamp)
+            assert not c.objects_for(stamp) or isinstance(bad, list)   # no answer to a bad frame
             good_frame_answers({TrackState.IDLE})
-            # throttled: the same error again right away is counted but not logged again
-            repeat = len(proc.lines)
-            stamp += DT
-            msg.header = make_header(stamp)
-            c.publish_frame(None, stamp, msg=msg)
-            errors += 2
-            assert c.wait_for(lambda: int(c.diagnostic_values().get("errors", 0)) >= errors, 5.0), \
-                (errors, c.diagnostic_values())
-            good_frame_answers({TrackState.IDLE})
-            assert not [line for line in proc.lines[repeat:] if "ERROR" in line], proc.lines[repeat:]
+        errors += len(bad_inputs)
 
-        # a good init, then bad ones: the target stays tracked
+        # Throttled: the same error right away is counted (diagnostics) but not logged again.
+        repeat = len(proc.lines)
+        stamp += DT
+        bad = bad_inputs[-2][0]
+        bad.header = make_header(stamp)
+        c.publish_frame(None, stamp, msg=bad)
+        errors += 1
+        assert c.wait_for(lambda: int(c.diagnostic_values().get("errors", 0)) >= errors, 5.0), \
+            (errors, c.diagnostic_values())
+        assert not [line for line in proc.lines[repeat:] if "ERROR" in line], proc.lines[repeat:]
+
+        # A good init, then a bad one: the target stays tracked.
         mark = len(proc.lines)
-        c.send_init(clip.init_box, stamp=stamp)
+        c.send_init(clip.init_box, stamp=stamp - DT)
         assert proc.wait_for_line(r"initialised", TIMEOUT, start=mark), proc.output
         good_frame_answers({TrackState.TRACKING, TrackState.LOST})
-        bad_inits = [([50, 50, 0, 20], r"init ignored: box width and height must be positive"),
-                     ([w + 10, 10, 20, 20], r"init ignored: .*outside"),
-                     ([50, 50, -5, 20], r"init ignored: box width and height must be positive"),
-                     ([np.nan, 50, 5, 20], r"init ignored: box must be 4 finite numbers")]
-        for box, pattern in bad_inits:
-            time.sleep(ERROR_THROTTLE_S + 0.2)
-            mark = len(proc.lines)
-            c.send_init(box, stamp=stamp)
-            expect_error(pattern)
-            m = good_frame_answers({TrackState.TRACKING, TrackState.LOST})
-            assert m.target_id == 1
+        time.sleep(ERROR_THROTTLE_S + 0.1)
+        mark = len(proc.lines)
+        c.send_init([50, 50, 0, 0], stamp=stamp)
+        expect_error(r"init ignored: box width and height must be positive")
+        m = good_frame_answers({TrackState.TRACKING, TrackState.LOST})
+        assert m.target_id == 1
 
         # reset: IDLE until the next init
         response = c.reset()

@@ -130,6 +130,7 @@ class TrackerNode(Node):
         self.stats = collections.Counter()     # received, processed, dropped, errors
         self._latencies: Deque[float] = collections.deque(maxlen=300)
         self._processed_times: Deque[float] = collections.deque(maxlen=300)
+        self._track_times: Deque[float] = collections.deque(maxlen=300)
 
         self.pub_object = self.create_publisher(TrackedObject, "~/tracked_object", 10)
         self.pub_map = self.create_publisher(ConfidenceMap, "~/confidence_map", 10)
@@ -315,12 +316,15 @@ class TrackerNode(Node):
             self.stats["processed"] += 1
             self._latencies.append(latency)
             self._processed_times.append(time.monotonic())
+            if result is not None and "total" in result.timing:
+                self._track_times.append(result.timing["total"])
 
     # ---- diagnostics ------------------------------------------------
     def _publish_diagnostics(self):
         with self._lock:
             stats = dict(self.stats)
             lat = np.array(self._latencies) if self._latencies else np.zeros(1)
+            track = np.array(self._track_times) if self._track_times else np.zeros(1)
             times = list(self._processed_times)
         now = time.monotonic()
         recent = [t for t in times if now - t <= 5.0]
@@ -332,6 +336,7 @@ class TrackerNode(Node):
         values = {
             "fps": f"{fps:.1f}", "latency_p50_ms": f"{np.percentile(lat, 50) * 1e3:.1f}",
             "latency_p95_ms": f"{np.percentile(lat, 95) * 1e3:.1f}",
+            "track_time_p50_ms": f"{np.percentile(track, 50) * 1e3:.1f}",
             "frames_received": stats.get("received", 0), "frames_processed": stats.get("processed", 0),
             "frames_dropped": stats.get("dropped", 0), "errors": stats.get("errors", 0),
             "model": self.model_name, "weights": self.weights or "none (random init)",
