@@ -76,3 +76,25 @@ def test_descriptors_enforce_ranges_and_read_only(node):
 def test_unknown_choice_is_rejected():
     assert params.check_value("qos.reliability", "reliable") is None
     assert "best_effort" in params.check_value("qos.reliability", "sometimes")
+
+
+def test_runtime_changes_reach_the_running_node(rclpy_context):
+    """Thresholds and the cache size change without a restart; restart-only ones are refused."""
+    from rclpy.parameter import Parameter
+
+    from siam_tracker_ros.ros.tracker_node import TrackerNode
+    node = TrackerNode(context=rclpy_context)
+    try:
+        assert node.tracker.lost_threshold == params.PARAMS_BY_NAME["lost_threshold"].default
+        results = node.set_parameters([Parameter("lost_threshold", value=0.55),
+                                       Parameter("frame_cache_size", value=4),
+                                       Parameter("publish_debug_image", value=False)])
+        assert all(r.successful for r in results)
+        assert node.tracker.lost_threshold == 0.55
+        assert node._cache.frames.maxlen == 4 and node.values["publish_debug_image"] is False
+        for name, value in (("qos.depth", 5), ("device", "cpu"), ("lost_threshold", -0.1)):
+            assert not node.set_parameters([Parameter(name, value=value)])[0].successful, name
+        assert node.tracker.lost_threshold == 0.55
+    finally:
+        node.stop_worker()
+        node.destroy_node()

@@ -28,6 +28,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 # picked by looking at the frame: x, y, w, h in px.
 VTEST_BOX = (253.0, 220.0, 30.0, 89.0)
 IMAGE_TOPIC = "/camera/image_raw"
+INIT_DELAY_FRAMES = 3   # the init for frame 0 is sent after this many frames (and a first answer)
 
 
 def log(text: str) -> None:
@@ -108,6 +109,7 @@ def run(args) -> Dict:
 
         # 3. replay at the recorded rate; the init names frame 0 by its stamp
         stamps = []
+        init_sent = 0
         t_bag0 = t_wall0 = None
         for _, t_bag, raw, msg in bags.read_image_bag(input_bag, IMAGE_TOPIC):
             if t_bag0 is None:
@@ -117,8 +119,11 @@ def run(args) -> Dict:
                 time.sleep(delay)
             stamps.append(stamp_ns(msg.header.stamp))
             client.publish_frame(None, stamps[-1], msg=bytes(raw))   # the recorded CDR bytes
-            if len(stamps) == 1:
+            if not init_sent and len(stamps) > INIT_DELAY_FRAMES and client.objects:
+                # As a user clicking on frame 0 a little later: the box names frame 0 by its
+                # stamp; the node applies it there (frame cache) and catches up.
                 client.send_init(box, stamp=stamps[0], target_id=1)
+                init_sent = len(stamps)
         replay_s = time.monotonic() - t_wall0
         client.wait_for(lambda: client.objects_for(stamps[-1]), 15.0)
         time.sleep(0.5)
@@ -130,6 +135,10 @@ def run(args) -> Dict:
         code = node.stop(signal.SIGINT)
     if code != 0:
         log(f"warning: tracker_node exited with {code}")
+    if not init_sent:
+        log("warning: the node never answered a frame: no init was sent")
+    else:
+        log(f"init (box {box} on frame 0) sent after frame {init_sent - 1} was published")
 
     # 4. results bag: the TrackedObject messages as received (log time = receive time)
     results_bag = os.path.join(out, "results_bag")
@@ -196,6 +205,7 @@ def run(args) -> Dict:
         "states": states,
         "model": diag.get("model") if diag else None, "weights": diag.get("weights") if diag else None,
         "device": diag.get("device") if diag else None,
+        "init_sent_after_frame": init_sent - 1 if init_sent else None,
         "node_exit_code": code, "replay_seconds": replay_s, "storage": args.storage,
         "input_bag": input_bag, "results_bag": results_bag, "annotated_video": video_path,
         "total_seconds": time.monotonic() - started,
