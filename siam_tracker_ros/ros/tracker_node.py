@@ -124,7 +124,6 @@ class TrackerNode(Node):
         self._latest: Optional[Frame] = None
         self._cache = FrameCache(self.values["frame_cache_size"])
         self._pending_init: Optional[PendingInit] = None
-        self._last_processed_stamp = -1
         self.target_id = 0
         self.state = TrackState.IDLE
         self.stats = collections.Counter()     # received, processed, dropped, errors
@@ -136,7 +135,6 @@ class TrackerNode(Node):
         self.pub_map = self.create_publisher(ConfidenceMap, "~/confidence_map", 10)
         self.pub_debug = self.create_publisher(Image, "~/debug_image", 1)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diag_types = (DiagnosticArray, DiagnosticStatus, KeyValue)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self.create_subscription(TargetInit, "~/init", self._on_init, 10)
         qos = QoSProfile(
@@ -242,9 +240,10 @@ class TrackerNode(Node):
             init, self._pending_init = self._pending_init, None
             catch_up_max = self.values["catch_up_max_frames"]
         if init is not None:
-            self._apply_init(init, frame, catch_up_max)
+            init_image = self._apply_init(init, frame, catch_up_max)
             if frame is not None and frame.stamp == init.frame.stamp:
-                self._publish(frame, self._image(frame), self.state, init.box, 1.0, None)
+                if init_image is not None:   # the init frame is the frame to answer: the box as given
+                    self._publish(frame, init_image, self.state, init.box, 1.0, None)
                 return
         if frame is None:
             return
@@ -266,9 +265,11 @@ class TrackerNode(Node):
             return None
 
     def _apply_init(self, init: PendingInit, frame: Optional[Frame], catch_up_max: int):
+        """Init on the frame the box was drawn on, then catch up; returns that frame's image
+        (None when it cannot be read: the init is then dropped)."""
         image = self._image(init.frame)
         if image is None:
-            return
+            return None
         self.tracker.init(image, init.box)
         self.target_id = init.target_id
         self.state = TrackState.TRACKING
@@ -280,14 +281,14 @@ class TrackerNode(Node):
         with self._lock:
             until = frame.stamp - 1 if frame is not None else self._cache.frames[-1].stamp
             later = self._cache.between(init.frame.stamp, until)
-        if catch_up_max <= 0 or not later:
-            return
-        if len(later) > catch_up_max:
-            later = [later[int(i)] for i in np.linspace(0, len(later) - 1, catch_up_max)]
+        if len(later) > catch_up_max:   # evenly spaced, the newest always among them
+            picks = np.linspace(len(later) - 1, 0, catch_up_max)[::-1]
+            later = [later[int(round(i))] for i in picks]
         for f in later:
             img = self._image(f)
             if img is not None:
-                self.state = self._reported_state(self.tracker.track(img))
+                self._reported_state(self.tracker.track(img))
+        return image
 
     def _reported_state(self, result) -> TrackState:
         state = TrackState(result.state)
