@@ -2,6 +2,7 @@
 a fresh ROS_DOMAIN_ID and a client in this process, and the frames to feed it."""
 import os
 import signal
+import warnings
 from dataclasses import dataclass
 from typing import List
 
@@ -39,8 +40,8 @@ def load_clip(max_frames: int = 60) -> Clip:
             seq = open_dataset(root, "shared", names=[name], max_frames=max_frames)[0]
             box = seq.init_box - np.array([1.0, 1.0, 0.0, 0.0]) if name.startswith("OTB") else seq.init_box
             return Clip(list(seq.frames()), box, f"{name} ({root})")
-    print(f"NOTE: {root} has neither OTB_Crossing nor VOT_bag: using a SYNTHETIC sequence "
-          "(a textured square moving over noise)")
+    warnings.warn(f"{root} has neither OTB_Crossing nor VOT_bag: the node tests use a SYNTHETIC "
+                  "sequence (a textured square moving over noise)")
     rng = np.random.default_rng(1)
     background = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
     target = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
