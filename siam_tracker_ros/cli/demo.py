@@ -23,7 +23,6 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # A clearly visible pedestrian on frame 0 of vtest.avi (man in a dark coat, left of centre),
 # picked by looking at the frame: x, y, w, h in px.
 VTEST_BOX = (253.0, 220.0, 30.0, 89.0)
@@ -73,7 +72,7 @@ def run(args) -> Dict:
     from ..ros.client import TrackerClient
     from ..ros.image_conversion import image_msg_to_bgr
     from ..ros.messages import draw_track_overlay, stamp_ns
-    from ..ros.process import NodeProcess, apply_to_this_process, fresh_domain_id, ros_environment
+    from ..ros.process import NodeProcess, apply_to_this_process, fresh_domain_id, ros_environment, share_file
     from rclpy.serialization import serialize_message
 
     started = time.monotonic()
@@ -93,7 +92,7 @@ def run(args) -> Dict:
     domain = fresh_domain_id()
     env = ros_environment(domain, log_dir=os.path.join(out, "ros_log"))
     apply_to_this_process(env)
-    ros_args = ["--params-file", os.path.join(REPO_ROOT, "config", "tracker.yaml"), "-r", f"image:={IMAGE_TOPIC}"]
+    ros_args = ["--params-file", share_file("config", "tracker.yaml"), "-r", f"image:={IMAGE_TOPIC}"]
     if args.model:
         ros_args += ["-p", f"model:={args.model}"]
     if args.weights:

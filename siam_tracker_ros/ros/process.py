@@ -22,6 +22,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 DOMAIN_IDS = list(range(1, 102)) + list(range(215, 233))
 
 
+def share_file(*parts: str) -> str:
+    """A file of the package's share folder: the source checkout's, else the installed one."""
+    here = os.path.join(REPO_ROOT, *parts)
+    return here if os.path.isfile(here) else os.path.join(sys.prefix, "share", "siam_tracker_ros", *parts)
+
+
 def fresh_domain_id(avoid: Optional[str] = None) -> int:
     choices = [d for d in DOMAIN_IDS if str(d) != (avoid or os.environ.get("ROS_DOMAIN_ID"))]
     return random.Random(os.getpid() ^ time.monotonic_ns()).choice(choices)
@@ -30,9 +36,7 @@ def fresh_domain_id(avoid: Optional[str] = None) -> int:
 def ros_environment(domain_id: Optional[int] = None, log_dir: Optional[str] = None) -> Dict[str, str]:
     """os.environ plus what env.sh sets (keeping what is set already), with `domain_id`."""
     env = dict(os.environ)
-    profile = os.path.join(REPO_ROOT, "config", "fastdds_profile.xml")
-    if not os.path.isfile(profile):
-        profile = os.path.join(sys.prefix, "share", "siam_tracker_ros", "config", "fastdds_profile.xml")
+    profile = share_file("config", "fastdds_profile.xml")
     if os.path.isfile(profile):
         env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", profile)
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -42,7 +46,6 @@ def ros_environment(domain_id: Optional[int] = None, log_dir: Optional[str] = No
         env["ROS_DOMAIN_ID"] = str(domain_id)
     if log_dir is not None:
         env["ROS_LOG_DIR"] = log_dir
-    env.setdefault("ROS_LOG_DIR", os.path.join(REPO_ROOT, "log", "ros"))
     env["PYTHONUNBUFFERED"] = "1"
     env["RCUTILS_LOGGING_BUFFERED_STREAM"] = "0"
     env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
