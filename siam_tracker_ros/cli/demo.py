@@ -97,6 +97,8 @@ def run(args) -> Dict:
         ros_args += ["-p", f"model:={args.model}"]
     if args.weights:
         ros_args += ["-p", f"weights:={args.weights}"]
+    if args.num_threads:
+        ros_args += ["-p", f"num_threads:={args.num_threads}"]
     node = NodeProcess(ros_args, env, echo=args.verbose)
     client = TrackerClient(IMAGE_TOPIC, domain_id=domain, confidence_maps=False)
     code = None
@@ -223,6 +225,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--fps", type=float, default=0.0, help="replay rate (default: the clip's)")
     parser.add_argument("--model", default="", help="override the params file's model")
     parser.add_argument("--weights", default="", help="override the model's weights")
+    parser.add_argument("--num-threads", type=int, default=0,
+                        help="torch CPU threads of the node (default: the params file's; 1 helps on busy machines)")
     parser.add_argument("--storage", default="sqlite3", choices=("sqlite3", "mcap"))
     parser.add_argument("--out", default=os.path.join("out", "demo"))
     parser.add_argument("--no-install", action="store_true",
