@@ -1,6 +1,4 @@
 """rosbag2 files for the node (siam-bag from-video; results bags with siam_tracker_msgs types)."""
-import os
-
 import cv2
 import numpy as np
 import pytest

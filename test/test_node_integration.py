@@ -98,7 +98,6 @@ def test_tracks_frames_one_result_per_frame(node, clip):
         if m.state == TrackState.TRACKING:
             previous_centre = np.array([m.x + m.width / 2, m.y + m.height / 2])
 
-
     # Debug overlay (someone subscribes): bgr8, same header, the box drawn where the message puts it.
     assert c.wait_for(lambda: len(c.debug_images) >= len(stamps), 5.0), len(c.debug_images)
     overlays = {r.stamp: r.msg for r in c.debug_images}
@@ -110,7 +109,6 @@ def test_tracks_frames_one_result_per_frame(node, clip):
             pixels = image_msg_to_numpy(overlay)
             left, mid_y = int(round(m.x)), int(round(m.y + m.height / 2))
             assert tuple(pixels[mid_y, left]) == (0, 255, 0), "no green box edge where the box is"
-
 
     # An init naming an older cached frame: applied to that frame, then the node catches up
     # through the later cached frames (silently) and tracks the next frame.

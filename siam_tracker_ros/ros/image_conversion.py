@@ -15,7 +15,6 @@ accepts anything with the Image fields (rclpy messages, rosbags dataclasses).
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import cv2
 import numpy as np
