@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from ros_node_fixtures import NodeUnderTest, load_clip
+from ros_node_fixtures import CONFIG, NodeUnderTest, load_clip
 
 from siam_tracker_ros.core.tracking.base import TrackState
 from siam_tracker_ros.ros.image_conversion import image_msg_to_numpy
@@ -156,3 +156,12 @@ def test_fast_input_gives_drops_not_delay(node, clip):
         return int(values.get("frames_dropped", 0))
     assert c.wait_for(lambda: dropped() > 0, 5.0), c.diagnostic_values()
 
+
+
+def test_unknown_model_fails_at_start_with_a_reason(tmp_path):
+    from siam_tracker_ros.ros.process import NodeProcess, fresh_domain_id, ros_environment
+    env = ros_environment(fresh_domain_id(), log_dir=str(tmp_path))
+    proc = NodeProcess(["--params-file", CONFIG, "-p", "model:=no_such_model"], env)
+    assert proc.proc.wait(60) == 1, proc.output
+    assert proc.wait_for_line(r"FATAL.*cannot start: .*unknown model 'no_such_model'", 5.0), proc.output
+    assert proc.stop() == 1
