@@ -71,15 +71,16 @@ def run(args) -> Dict:
     from ..ros import bags
     from ..ros.client import TrackerClient
     from ..ros.image_conversion import image_msg_to_bgr
-    from ..ros.messages import draw_track_overlay, stamp_ns
+    from ..ros.messages import draw_label, draw_track_overlay, stamp_ns
     from ..ros.process import NodeProcess, apply_to_this_process, fresh_domain_id, ros_environment, share_file
+    import cv2
     from rclpy.serialization import serialize_message
 
     started = time.monotonic()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     video, box, source = choose_clip(args)
-    count, video_fps = bags.video_info(video)
+    _, video_fps = bags.video_info(video)
     fps = args.fps or video_fps or 10.0
 
     # 1. input bag
@@ -157,7 +158,6 @@ def run(args) -> Dict:
     video_path = os.path.join(out, "annotated.mp4")
     writer = None
     last = None
-    import cv2
     for i, (_, _, _, msg) in enumerate(bags.read_image_bag(input_bag, IMAGE_TOPIC)):
         frame = image_msg_to_bgr(msg).copy()
         result = by_stamp.get(stamps[i])
@@ -169,12 +169,11 @@ def run(args) -> Dict:
             if last is not None and last.state == TrackState.TRACKING:
                 x, y, w, h = (int(round(v)) for v in (last.x, last.y, last.width, last.height))
                 cv2.rectangle(frame, (x, y), (x + w - 1, y + h - 1), (160, 160, 160), 1)
-            cv2.putText(frame, f"frame {i}: dropped by the node (newest-frame policy)", (8, 22),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.6, (160, 160, 160), 1, cv2.LINE_AA)
+            draw_label(frame, f"frame {i}: dropped by the node (newest-frame policy)", (200, 200, 200))
         if i == 0:
             x, y, w, h = (int(round(v)) for v in box)
             cv2.rectangle(frame, (x, y), (x + w - 1, y + h - 1), (255, 128, 0), 1)
-            cv2.putText(frame, "init", (x, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 128, 0), 1)
+            draw_label(frame, "init", (255, 128, 0), origin=(x, max(12, y - 4)))
         if writer is None:
             writer = cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                      (frame.shape[1], frame.shape[0]))
@@ -187,19 +186,21 @@ def run(args) -> Dict:
 
     # 6. summary
     replayed = set(stamps)
-    tracked = [r for r in client_objects if r.stamp in replayed]
-    latencies = [r.time - client_published[r.stamp] for r in tracked if r.stamp in client_published]
-    states = {name: sum(1 for r in tracked if r.msg.state == value)
+    answered = [r for r in client_objects if r.stamp in replayed]
+    tracked = [r for r in answered if r.msg.state != TrackState.IDLE]   # the tracker ran on these
+    latencies = [r.time - client_published[r.stamp] for r in tracked]
+    states = {name: sum(1 for r in answered if r.msg.state == value)
               for name, value in (("IDLE", 0), ("TRACKING", 1), ("LOST", 2))}
     span = (tracked[-1].time - tracked[0].time) if len(tracked) > 1 else 0.0
     summary = {
         "clip": source, "video": video, "init_box_xywh": list(box), "fps_input": fps,
-        "frames_published": len(stamps), "frames_tracked": len(tracked),
-        "frames_dropped": len(stamps) - len(tracked),
+        "frames_published": len(stamps), "frames_answered": len(answered),
+        "frames_tracked": len(tracked), "frames_dropped": len(stamps) - len(answered),
         "node_reported_dropped": int(diag.get("frames_dropped", -1)) if diag else None,
         "tracking_fps": (len(tracked) - 1) / span if span > 0 else 0.0,
         "latency_p50_ms": percentile(latencies, 50) * 1e3, "latency_p95_ms": percentile(latencies, 95) * 1e3,
-        "latency_definition": "publish of the frame -> reception of its TrackedObject, both in this process",
+        "latency_definition": "tracked frames: publish of the frame -> reception of its TrackedObject, "
+                              "both in this process",
         "node_latency_p50_ms": percentile([r.msg.latency for r in tracked], 50) * 1e3,
         "node_latency_p95_ms": percentile([r.msg.latency for r in tracked], 95) * 1e3,
         "node_track_time_p50_ms": float(diag.get("track_time_p50_ms", "nan")) if diag else None,

@@ -65,6 +65,11 @@ def draw_track_overlay(image: np.ndarray, state: TrackState, box: Optional[Seque
                       colour, 2)
     if text:
         label += "  " + text
-    cv2.putText(image, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(image, label, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 1, cv2.LINE_AA)
+    return draw_label(image, label, colour)
+
+
+def draw_label(image: np.ndarray, text: str, colour, origin=(8, 22)) -> np.ndarray:
+    """Text with a dark outline, readable on any background (in place)."""
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 1, cv2.LINE_AA)
     return image
