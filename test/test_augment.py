@@ -151,10 +151,11 @@ def test_brightness_and_gray():
     check(out, b, BG, atol=0.0)
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_occlusion_at_most_70_percent(seed):
+@pytest.mark.parametrize("fill", ["flat", "mixed"])
+@pytest.mark.parametrize("seed", range(30))
+def test_occlusion_at_most_70_percent(seed, fill):
     img, box, rng = scene(seed)
-    out, b = A.occlude(img, box, rng, max_fraction=0.7)
+    out, b = A.occlude(img, box, rng, max_fraction=0.7, fill=fill)
     np.testing.assert_array_equal(b, box)
     x, y, w, h = box.astype(int)
     inside = out[y:y + h, x:x + w]

@@ -215,10 +215,13 @@ def grayscale(image: np.ndarray, box) -> Tuple[np.ndarray, Box]:
 
 
 def occlude(image: np.ndarray, box, rng: np.random.Generator, max_fraction: float = 0.7,
-            min_fraction: float = 0.1) -> Tuple[np.ndarray, Box]:
-    """Paste an occluder over part of the object covering at most ``max_fraction``
-    of the box area: a patch copied from elsewhere in the image (away from the
-    object where possible) or a random flat/noisy colour. Box unchanged."""
+            min_fraction: float = 0.1, fill: str = "flat") -> Tuple[np.ndarray, Box]:
+    """Occlude part of the object, covering at most ``max_fraction`` of the box
+    area. ``fill="flat"``: Ta-ASiam's region dropout (the region set to one random
+    colour); ``"mixed"``: also a patch copied from elsewhere in the image (away
+    from the object where possible) or a noisy colour. Box unchanged."""
+    if fill not in ("flat", "mixed"):
+        raise ValueError(f"fill must be 'flat' or 'mixed', got {fill!r}")
     out = image.copy()
     h, w = image.shape[:2]
     b = _box(box)
@@ -241,9 +244,9 @@ def occlude(image: np.ndarray, box, rng: np.random.Generator, max_fraction: floa
     ow, oh = ox1 - ox0, oy1 - oy0
     if ow < 1 or oh < 1:
         return out, b
-    kind = rng.random()
+    kind = rng.random() if fill == "mixed" else 1.0
     patch = None
-    if kind < 0.6 and w > ow and h > oh:
+    if kind < 0.5 and w > ow and h > oh:
         # a patch from the image that does not overlap the object
         for _ in range(10):
             px = int(rng.integers(0, w - ow + 1))
@@ -253,8 +256,11 @@ def occlude(image: np.ndarray, box, rng: np.random.Generator, max_fraction: floa
                 break
     if patch is None:
         colour = rng.integers(0, 256, 3)
-        noise = rng.normal(0, float(rng.uniform(0, 30)), (oh, ow, 3))
-        patch = np.clip(colour[None, None] + noise, 0, 255).astype(np.uint8)
+        if kind < 0.75:
+            noise = rng.normal(0, float(rng.uniform(5, 30)), (oh, ow, 3))
+            patch = np.clip(colour[None, None] + noise, 0, 255).astype(np.uint8)
+        else:
+            patch = np.broadcast_to(colour.astype(np.uint8), (oh, ow, 3))
     out[oy0:oy1, ox0:ox1] = patch
     return out, b
 
@@ -276,6 +282,7 @@ class CropConfig:
     gray_prob: float = 0.0
     occlusion_prob: float = 0.0
     occlusion_max: float = 0.7
+    occlusion_fill: str = "flat"
 
 
 TEMPLATE = CropConfig(out_size=127, max_shift=4.0, max_scale=0.05)
@@ -303,7 +310,7 @@ def make_crop(image: np.ndarray, box, cfg: CropConfig, rng: np.random.Generator,
     if cfg.flip_prob > 0 and rng.random() < cfg.flip_prob:
         img, b = flip(img, b)
     if cfg.occlusion_prob > 0 and rng.random() < cfg.occlusion_prob:
-        img, b = occlude(img, b, rng, cfg.occlusion_max)
+        img, b = occlude(img, b, rng, cfg.occlusion_max, fill=cfg.occlusion_fill)
     if cfg.gray_prob > 0 and rng.random() < cfg.gray_prob:
         img, b = grayscale(img, b)
     if cfg.color_prob > 0 and rng.random() < cfg.color_prob:

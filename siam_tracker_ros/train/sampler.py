@@ -7,6 +7,10 @@
 - a visible search frame j with ``|i - j| <= frame_range`` (the dataset's
   ``frame_range``), drawn with probability proportional to RASNet's temporal
   weighting ``Omega(i, j) = exp(-|i - j| / sigma)``, sigma = 100;
+  (RASNet weights every pair's loss by Omega, Eq. 12-13; drawing pairs with
+  probability proportional to Omega gives the same expected loss up to a
+  constant. The paper sums over all frame pairs: pass a frame_range at least
+  the sequence length for that; the default limits it to 100 frames as SiamFC);
 - with probability ``neg_prob`` (0.2) a negative pair instead: the search frame
   comes from a different sequence (a different object; from any dataset by
   weight), so the template's target is not the object in the search crop.
@@ -18,7 +22,9 @@ Draws are deterministic: sample ``k`` of seed ``s`` (and epoch ``e``) uses
 template 127 px, search 255 px, context 0.5, with the augmentations of
 :mod:`.augment` (``mode="plain"``: SiamRPN++-style search jitter;
 ``mode="two_stage"``: Ta-ASiam's position-aware ``search`` plus an
-appearance-aware ``search_appearance`` of the same frame).
+appearance-aware ``search_appearance`` of the same frame). Ta-ASiam draws the
+two kinds from two separately augmented datasets; taking both from one pair
+keeps one template per item, so one forward pass serves both branches.
 """
 from __future__ import annotations
 

@@ -348,7 +348,8 @@ def generate_sequence(pool: MediaPool, rng: np.random.Generator, n_frames: int =
     spec.mask = str(rng.choice(kinds, p=[0.3, 0.35, 0.2, 0.15]))
     alpha = make_mask(rng, patch.shape[0], patch.shape[1], spec.mask)
     ph, pw = alpha.shape
-    target_side = rng.uniform(0.09, 0.4) * min(W, H) * (1.0 if rng.random() < 0.85 else 1.6)
+    # 17-72 px in 240 px: the search region (~4x the target side) then mostly lies in the frame
+    target_side = rng.uniform(0.07, 0.3) * min(W, H) * (1.0 if rng.random() < 0.9 else 1.4)
     base_scale = target_side / max(ph, pw)
     spec.scale_change = float(rng.uniform(0.0, 0.5))
     scale = base_scale * np.exp(spec.scale_change * smooth_curve(rng, n_frames, (0.2, 1.0)))
