@@ -26,7 +26,7 @@ Pipelines: :func:`plain_search`, :func:`position_aware`, :func:`appearance_aware
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 import cv2

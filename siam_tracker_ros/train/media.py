@@ -30,7 +30,6 @@ lists what is found and what is missing.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import glob
 import importlib.util
 import os

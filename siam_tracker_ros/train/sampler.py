@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional, Sequence as Seq, Union
+from typing import Dict, Optional, Sequence as Seq, Union
 
 import cv2
 import numpy as np

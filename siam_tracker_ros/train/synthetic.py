@@ -34,7 +34,6 @@ import cv2
 import numpy as np
 
 from ..core.geometry import iou
-from . import augment as A
 from .media import MediaSet, find_media
 
 GENERATOR_VERSION = 1
