@@ -15,7 +15,7 @@
 #   SEQUENCES=DIR               dataset root (default ../shared/data/sequences)
 #   OUT=DIR                     outputs and cache (default out/benchmarks)
 #   WORKERS=N                   siam-eval worker processes (default: number of cores)
-#   BENCH_FRAMES=N              siam-bench timed frames (default 60)
+#   BENCH_FRAMES=N              siam-bench timed frames (default 30)
 #   SKIP_BENCH=1 / SKIP_EVAL=1  reuse what OUT already has for that part
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,7 +39,7 @@ if [ -z "${MODELS:-}" ]; then
 fi
 VOT_TRACKERS=${VOT_TRACKERS:-nanotrack $PEERS}
 WORKERS=${WORKERS:-$(python -c "import os; print(os.cpu_count() or 1)")}
-BENCH_FRAMES=${BENCH_FRAMES:-60}
+BENCH_FRAMES=${BENCH_FRAMES:-30}
 
 if [ ! -d "$SEQUENCES" ]; then
     echo "benchmarks.sh: $SEQUENCES not found (set SEQUENCES=DIR)" >&2

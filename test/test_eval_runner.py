@@ -97,6 +97,18 @@ def test_interrupted_run_resumes(tmp_path):
     assert list(run.records["fake"]) == ["seq0", "seq1", "seq2"]
 
 
+def test_cache_only_reports_what_is_there(tmp_path):
+    seqs = datasets.open_dataset(make_dataset(str(tmp_path / "data"), n_seqs=3))
+    cache = str(tmp_path / "cache")
+    runner.run_trackers([FakeSpec()], seqs[:1], cache_dir=cache, progress=False)
+    CALLS.update(init=0, track=0)
+    run = runner.run_trackers([FakeSpec()], seqs, cache_dir=cache, progress=False, cache_only=True)
+    assert CALLS["init"] == 0 and run.ran == 0 and run.cached == 1
+    assert run.missing == {"fake": ["seq1", "seq2"]}
+    overall = runner.score_run(run)["fake"]["overall"]
+    assert overall["complete"] is False and overall["sequences"] == 1
+
+
 def test_record_contents_and_timing(tmp_path):
     seqs = datasets.open_dataset(make_dataset(str(tmp_path / "data"), n_seqs=1))
     run = runner.run_trackers([FakeSpec()], seqs, progress=False)

@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/eval", help="output folder (default out/eval)")
     p.add_argument("--cache-dir", help="results cache (default OUT/cache)")
     p.add_argument("--no-cache", action="store_true", help="ignore cached results (they are still rewritten)")
+    p.add_argument("--cache-only", action="store_true",
+                   help="run nothing: report what the cache holds (missing sequences are listed)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -99,7 +101,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     workers = args.workers or runner.default_workers(args.device)
     run = runner.run_trackers(specs, seqs, cache_dir=cache_dir, protocol=args.protocol,
                               workers=workers, threads=args.threads, use_cache=not args.no_cache,
-                              progress=not args.quiet)
+                              progress=not args.quiet, cache_only=args.cache_only)
     scored = runner.score_run(run, args.absent)
     notes = {}
     for s in specs:
@@ -111,7 +113,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "sequence_names": [s.name for s in seqs], "max_frames": args.max_frames,
             "protocol": args.protocol, "absent_policy": args.absent, "workers": workers,
             "threads": args.threads, "device": args.device, "machine": report.machine_info(),
-            "ran": run.ran, "from_cache": run.cached}
+            "ran": run.ran, "from_cache": run.cached, "missing": run.missing}
     paths = report.write_reports(scored, args.out, args.protocol, meta, notes, run.skipped, run.errors)
     _write_boxes(run, args.out)
     if not args.no_plots and args.protocol == "ope":
@@ -119,6 +121,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(report.markdown_table(scored, args.protocol, notes))
     for k, v in run.skipped.items():
         print(f"skipped {k}: {v}")
+    for k, v in run.missing.items():
+        print(f"{k}: no cached results for {len(v)} sequence(s): {', '.join(v)}")
     print(f"ran {run.ran} tracker-sequence runs, {run.cached} from cache; results in {args.out} "
           f"({os.path.basename(paths['json'])}, {os.path.basename(paths['markdown'])}"
           f"{', plots' if not args.no_plots and args.protocol == 'ope' else ''})")

@@ -67,9 +67,10 @@ def _machine_line(m: Dict[str, Any]) -> str:
 def _eval_section(doc: Dict[str, Any], title: str, images: Optional[str], image_rel: Optional[str]) -> List[str]:
     meta = doc["meta"]
     protocol = doc["protocol"]
-    scored = {k: {"overall": v["overall"], "sequences": v["sequences"]} for k, v in doc["trackers"].items()}
-    notes = {k: v.get("weights") or "" for k, v in doc["trackers"].items()}
-    notes = {k: _label_weights(v) for k, v in notes.items()}
+    complete = {k: v for k, v in doc["trackers"].items() if v["overall"].get("complete", True)}
+    partial = {k: v for k, v in doc["trackers"].items() if k not in complete}
+    scored = {k: {"overall": v["overall"], "sequences": v["sequences"]} for k, v in complete.items()}
+    notes = {k: _label_weights(v.get("weights") or "") for k, v in complete.items()}
     lines = [f"## {title}", "",
              f"- command: `{meta['command']}`",
              f"- date: {meta['date']}",
@@ -84,6 +85,19 @@ def _eval_section(doc: Dict[str, Any], title: str, images: Optional[str], image_
                   f"![precision plot]({image_rel}/precision_plot.png)", ""]
     lines += ["Per sequence (" + ("AUC" if protocol == "ope" else "accuracy") + "):", "",
               report.markdown_sequence_table(scored, protocol), ""]
+    if partial:
+        lines += ["Not in the table (unfinished when this file was generated; mean numbers over a "
+                  "subset of the sequences would not compare):", ""]
+        for k, v in partial.items():
+            done = ", ".join(f"{s} {m['auc']:.3f}" if protocol == "ope" else s
+                             for s, m in v["sequences"].items())
+            lines.append(f"- {k} ({_label_weights(v.get('weights') or '')}): {len(v['sequences'])} of "
+                         f"{meta['sequences']} sequences done" + (f" (AUC: {done})" if done else ""))
+        lines.append("")
+    never = {k: v for k, v in (meta.get("missing") or {}).items() if k not in doc["trackers"]}
+    if never:
+        lines += ["Not run yet (no cached results when this file was generated):", ""]
+        lines += [f"- {k}: 0 of {meta['sequences']} sequences" for k in never] + [""]
     if doc.get("skipped"):
         lines += ["Not evaluated:", ""] + [f"- {k}: {v}" for k, v in doc["skipped"].items()] + [""]
     if doc.get("errors"):

@@ -52,8 +52,10 @@ frames with cover > 0 only)
 ``absent="pysot"`` (pysot's OPEBenchmark, reproduced quirks included)
     success: invalid and absent frames stay in the denominator and count as
     failures at every threshold; precision and normalised precision: absent
-    frames count as failures, but invalid ground truth (centre not > 0) counts
-    as a *success* at every threshold (pysot sets the distance to -1).
+    frames count as failures, but invalid ground truth counts as a *success* at
+    every threshold (pysot sets the distance to -1; its mask is "centre > 0",
+    which differs from "invalid" only for boxes centred at or beyond the image's
+    top/left edge).
 GOT-10k AO/SR always exclude invalid and absent frames (that toolkit's rule).
 VOT protocol: an invalid ground-truth frame cannot fail and has no overlap.
 """

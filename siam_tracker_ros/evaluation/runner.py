@@ -270,6 +270,7 @@ class EvalRun:
     errors: Dict[str, Dict[str, str]]
     ran: int = 0
     cached: int = 0
+    missing: Dict[str, List[str]] = field(default_factory=dict)   # not cached, not run (cache_only)
 
 
 def default_workers(device: str = "cpu") -> int:
@@ -284,8 +285,10 @@ def default_workers(device: str = "cpu") -> int:
 
 def run_trackers(specs: Seq[TrackerSpec], sequences: Seq[Sequence], cache_dir: Optional[str] = None,
                  protocol: str = "ope", workers: int = 1, threads: Optional[int] = 1,
-                 use_cache: bool = True, progress: bool = True) -> EvalRun:
-    """Run every spec over every sequence (cached results are reused)."""
+                 use_cache: bool = True, progress: bool = True, cache_only: bool = False) -> EvalRun:
+    """Run every spec over every sequence (cached results are reused).
+
+    cache_only: run nothing, report what the cache holds (the rest in run.missing)."""
     if protocol not in ("ope", "vot"):
         raise ValueError(f"unknown protocol {protocol!r} (ope or vot)")
     run = EvalRun(list(specs), list(sequences), protocol, {}, {}, {})
@@ -304,6 +307,8 @@ def run_trackers(specs: Seq[TrackerSpec], sequences: Seq[Sequence], cache_dir: O
             if cached is not None and cached.get("frames") == len(seq):
                 run.records[spec.label][seq.name] = cached
                 run.cached += 1
+            elif cache_only:
+                run.missing.setdefault(spec.label, []).append(seq.name)
             else:
                 tasks.append((spec, seq, protocol))
     if not tasks:
