@@ -58,6 +58,8 @@ def test_iou_and_diou_losses_by_hand():
     # centres (0, 0) and (10, 0): rho^2 = 100; enclosing box 40 x 20: c^2 = 2000
     assert math.isclose(float(L.diou_loss(pred, target)), 0.5 + 100 / 2000, rel_tol=1e-6)
     assert float(L.iou_loss(pred[:0], target[:0])) == 0.0
+    # SiamBAN's form: -log((400 + 1) / (800 + 1))
+    assert math.isclose(float(L.log_iou_loss(pred, target)), -math.log(401 / 801), rel_tol=1e-6)
     assert float(L.diou_loss(target, target)) == pytest.approx(0.0, abs=1e-7)
 
 

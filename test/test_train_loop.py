@@ -188,3 +188,32 @@ def test_cli_trains_from_a_yaml(tmp_path):
     rc = main(["--config", str(path), "--out", str(tmp_path / "out"), "--no-progress", "--device", "cpu"])
     assert rc == 0
     assert (tmp_path / "out" / "last.pt").is_file()
+
+
+def test_time_budget_sizes_the_remaining_epochs(tmp_path):
+    import time
+    msgs = []
+    cfg = toy_config(epochs=3, batch_size=4, samples_per_epoch=8, time_budget_s=12)
+    t0 = time.time()
+    tr = train(cfg, out_dir=str(tmp_path), dataset=ToyPairs(8), device="cpu", progress=False, log=msgs.append)
+    assert any("time budget 12s" in m for m in msgs)
+    assert tr.history[0]["samples"] == 8
+    assert all(r["samples"] % 4 == 0 and r["samples"] >= 4 for r in tr.history)
+    assert tr.history[1]["samples"] != 8          # re-sized from the measured rate
+    assert time.time() - t0 < 12 * 2.5
+
+
+def test_uint8_transfer_is_lossless_for_integer_images():
+    from siam_tracker_ros.train.loop import Uint8Images
+    item = {"template": torch.tensor([[0.0, 17.0, 255.0]]), "search": torch.tensor([3.0]), "search_box": torch.ones(4)}
+
+    class One(torch.utils.data.Dataset):
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return item
+
+    out = Uint8Images(One())[0]
+    assert out["template"].dtype == torch.uint8 and torch.equal(out["template"].float(), item["template"])
+    assert out["search_box"].dtype == torch.float32

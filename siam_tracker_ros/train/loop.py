@@ -247,6 +247,33 @@ class EpochSampler(torch.utils.data.Sampler):
         return self.per_rank
 
 
+IMAGE_KEYS = ("template", "search", "search_appearance")
+
+
+class Uint8Images(torch.utils.data.Dataset):
+    """Hands the crops from the loader workers as uint8 (they are 0..255 integers):
+    4x less shared memory and host->device traffic; the trainer turns them back
+    into float on the device."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __getitem__(self, index: int):
+        item = dict(self.dataset[index])
+        for k in IMAGE_KEYS:
+            v = item.get(k)
+            if torch.is_tensor(v) and v.is_floating_point():
+                item[k] = v.round().clamp_(0, 255).to(torch.uint8)
+        return item
+
+
 def _worker_init(worker_id: int) -> None:
     seed = torch.initial_seed() % (2 ** 32)
     np.random.seed(seed)
@@ -440,10 +467,14 @@ class Trainer:
             self.dataset.set_epoch(epoch)
         g = torch.Generator().manual_seed(self.seed * 7919 + epoch * 104729 + self.rank)
         workers = int(self.tcfg.get("num_workers", 0))
+        dataset = self.dataset
+        as_uint8 = self.tcfg.get("uint8_images", "auto")
+        if as_uint8 is True or (as_uint8 == "auto" and workers > 0):
+            dataset = Uint8Images(dataset)
         per_rank_batch = max(1, self.batch_size // self.world) if self.tcfg.get("global_batch", False) \
             else self.batch_size
         return torch.utils.data.DataLoader(
-            self.dataset, batch_size=per_rank_batch, sampler=sampler, num_workers=workers,
+            dataset, batch_size=per_rank_batch, sampler=sampler, num_workers=workers,
             pin_memory=self.device.type == "cuda", drop_last=True, worker_init_fn=_worker_init,
             generator=g, persistent_workers=False,
             prefetch_factor=int(self.tcfg.get("prefetch_factor", 4)) if workers > 0 else None)
@@ -458,8 +489,8 @@ class Trainer:
     # -- one step --------------------------------------------------------------
     def _loss(self, batch: Dict[str, Any]) -> Tuple[torch.Tensor, Dict[str, float]]:
         dev = self.device
-        z = batch["template"].to(dev, non_blocking=True)
-        x = batch["search"].to(dev, non_blocking=True)
+        z = batch["template"].to(dev, non_blocking=True).float()
+        x = batch["search"].to(dev, non_blocking=True).float()
         boxes = batch["search_box"].to(dev, non_blocking=True)
         neg = torch.as_tensor(batch.get("negative", torch.zeros(len(boxes), dtype=torch.bool))).to(dev)
         net = self._net()
@@ -467,7 +498,7 @@ class Trainer:
             if not self.two_stage:
                 out = net(z, x)
                 return self.criterion(out, boxes, neg, batch)
-            xa = batch["search_appearance"].to(dev, non_blocking=True)
+            xa = batch["search_appearance"].to(dev, non_blocking=True).float()
             boxes_a = batch["search_appearance_box"].to(dev, non_blocking=True)
             out_p, out_a = net(z, x, xa)
         parts: Dict[str, torch.Tensor] = {}
@@ -636,9 +667,12 @@ class Trainer:
                  f"{self.epochs} epochs, {len(self.dataset)} pairs/epoch available, batch {self.batch_size}, "
                  f"backbone frozen for {self.freeze_epochs} epoch(s), warm-up {self.schedule.warmup_epochs:g}")
         skipped_reason_said = False
+        budget = self.tcfg.get("time_budget_s")
+        t_start = time.time()
         for epoch in range(self.start_epoch, self.epochs):
             row: Dict[str, Any] = {"epoch": epoch + 1}
             row.update(self.train_epoch(epoch))
+            row["samples"] = row["steps"] * self.batch_size * self.world
             if self.is_main:
                 auc, reason = self._validate(epoch)
                 if reason and reason != "not this epoch" and not skipped_reason_said:
@@ -655,11 +689,36 @@ class Trainer:
                 self.log(f"epoch {epoch + 1}/{self.epochs}: " +
                          " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                   for k, v in row.items() if k != "epoch"))
+            if budget and epoch + 1 < self.epochs:
+                self._fit_budget(float(budget), time.time() - t_start, epoch, row)
             if self.distributed:
                 dist.barrier()
         if tb is not None:
             tb.close()
         return self.history
+
+    def _fit_budget(self, budget: float, elapsed: float, epoch: int, row: Dict[str, Any]) -> None:
+        """train.time_budget_s: size the remaining epochs so that the run ends in time.
+
+        The schedule stays in epochs (warm-up, freeze, decay keep their shape); the
+        number of pairs per epoch is set from the measured rate of the epoch just
+        run (its validation/checkpoint time included). Every rank gets the same
+        number from rank 0."""
+        remaining = budget - elapsed
+        left = self.epochs - (epoch + 1)
+        rate = row.get("samples", 1) / max(row.get("seconds", 1e-3), 1e-3)      # training pairs / s
+        overhead = max(0.0, elapsed / max(epoch + 1 - self.start_epoch, 1) - row.get("seconds", 0.0))
+        per_epoch = max(0.0, remaining / left - overhead)
+        samples = int(per_epoch * rate * float(self.tcfg.get("budget_safety", 0.9)))
+        unit = self.batch_size * self.world
+        samples = max(unit, samples - samples % unit)
+        if self.distributed:
+            t = torch.tensor([samples], device=self.device)
+            dist.broadcast(t, 0)
+            samples = int(t.item())
+        self.tcfg["samples_per_epoch"] = samples
+        self.log(f"time budget {budget:.0f}s: {elapsed:.0f}s used, {left} epoch(s) left at "
+                 f"{rate:.0f} pairs/s -> {samples} pairs per epoch")
 
     def _write_csv(self, row: Dict[str, Any]) -> None:
         path = os.path.join(self.out_dir, "log.csv")

@@ -14,6 +14,7 @@ Primitive losses (each checked against a hand-computed value in test_losses.py):
   the same number: BCE on the logit difference equals the 2-way softmax CE.
 - iou_loss: 1 - IoU of (l, t, r, b) boxes around the same point (UnitBox; the
   SiamAF-MSA paper's L_IoU, Eq. 10), averaged over the positives.
+- log_iou_loss: -log((I + 1) / (U + 1)), SiamBAN's implementation of the IoU loss.
 - diou_loss: 1 - IoU + rho^2 / c^2 (Zheng et al. 2020; SiamCAN Eq. 15 prints c
   where the DIoU paper has c^2 — c is a length, so c^2 keeps the term unitless).
 
@@ -23,7 +24,7 @@ Criteria (`build_criterion`) turn model outputs + a batch into (loss, parts):
     rpn       Ta-ASiam / SiamRPN++            outputs["cls"] B x 2K x S x S, ["loc"] B x 4K x S x S
     siamcan   ellipse + circle labels, CE + DIoU      outputs["cls"] B x 2 x S x S, ["loc"] B x 4 x S x S
     sae       in-box labels, BCE + IoU (SiamAF-MSA)   idem
-    ban       SiamBAN ellipses, CE + IoU (NanoTrack)  idem
+    ban       SiamBAN ellipses, CE + -log IoU (NanoTrack / SiamBAN's code)  idem
 Anchor-free "loc" is positive (l, t, r, b) in search-crop px (heads.py contract);
 RPN channel layout is pysot's: cls channel c * K + k (c = 0 background,
 1 target), loc channel j * K + k, anchors ratio-major (targets.anchor_shapes).
@@ -107,6 +108,18 @@ def iou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     if pred.shape[0] == 0:
         return pred.sum() * 0.0
     return (1.0 - iou_ltrb(pred.float(), target.float())).mean()
+
+
+def log_iou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """mean(-log((I + 1) / (U + 1))) (SiamBAN's IOULoss; strong gradient while IoU ~ 0)."""
+    if pred.shape[0] == 0:
+        return pred.sum() * 0.0
+    a, b = _ltrb_boxes(pred.float()), _ltrb_boxes(target.float())
+    iw = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
+    ih = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
+    inter = iw * ih
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return (-torch.log((inter + 1.0) / (union + 1.0))).mean()
 
 
 def diou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -223,7 +236,7 @@ class PointCriterion(Criterion):
     PRESETS = {
         "siamcan": dict(mode="siamcan", reg="diou", num_pos=16, num_neg=48),
         "sae": dict(mode="box", reg="iou", num_pos=None, num_neg=None),
-        "ban": dict(mode="ban", reg="iou", num_pos=16, num_total=64),
+        "ban": dict(mode="ban", reg="log_iou", num_pos=16, num_total=64),
     }
 
     def __init__(self, cfg, model=None, preset: str = "siamcan"):
@@ -240,8 +253,8 @@ class PointCriterion(Criterion):
         self.fg_channel = int(self.cfg.get("fg_channel", 1))
         self.cls_weight = float(self.cfg.get("cls_weight", 1.0))
         self.loc_weight = float(self.cfg.get("loc_weight", 1.0))
-        if self.reg not in ("iou", "diou"):
-            raise ValueError(f"unknown regression loss '{self.reg}' (iou, diou)")
+        if self.reg not in REG_LOSSES:
+            raise ValueError(f"unknown regression loss '{self.reg}' ({', '.join(REG_LOSSES)})")
 
     def __call__(self, outputs, boxes, negative=None, batch=None):
         cls, loc = outputs["cls"], outputs["loc"]
@@ -255,10 +268,12 @@ class PointCriterion(Criterion):
         pos = tg["labels"] == T.POSITIVE
         pred = loc.float().permute(0, 2, 3, 1)[pos]
         target = tg["ltrb"].permute(0, 2, 3, 1)[pos]
-        ll = diou_loss(pred, target) if self.reg == "diou" else iou_loss(pred, target)
+        ll = REG_LOSSES[self.reg](pred, target)
         loss = self.cls_weight * lc + self.loc_weight * ll
         return loss, {"cls": lc.detach(), "loc": ll.detach()}
 
+
+REG_LOSSES = {"iou": iou_loss, "log_iou": log_iou_loss, "diou": diou_loss}
 
 CRITERIA = ("logistic", "rasnet", "rpn", "siamcan", "sae", "ban")
 
