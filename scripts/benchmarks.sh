@@ -17,6 +17,8 @@
 #   WORKERS=N                   siam-eval worker processes (default: number of cores)
 #   BENCH_FRAMES=N              siam-bench timed frames (default 30)
 #   SKIP_BENCH=1 / SKIP_EVAL=1  reuse what OUT already has for that part
+#   EVAL_CACHE_ONLY=1           siam-eval --cache-only: tables from the cached runs only
+#                               (unfinished trackers are listed apart)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -40,6 +42,8 @@ fi
 VOT_TRACKERS=${VOT_TRACKERS:-nanotrack $PEERS}
 WORKERS=${WORKERS:-$(python -c "import os; print(os.cpu_count() or 1)")}
 BENCH_FRAMES=${BENCH_FRAMES:-30}
+CACHE_ONLY=()
+if [ -n "${EVAL_CACHE_ONLY:-}" ]; then CACHE_ONLY=(--cache-only); fi
 
 if [ ! -d "$SEQUENCES" ]; then
     echo "benchmarks.sh: $SEQUENCES not found (set SEQUENCES=DIR)" >&2
@@ -50,10 +54,10 @@ echo "benchmarks.sh: models: $MODELS; peers: $PEERS; sequences: $SEQUENCES; out:
 # shellcheck disable=SC2086
 if [ -z "${SKIP_EVAL:-}" ]; then
     siam-eval --dataset "$SEQUENCES" --trackers $MODELS $PEERS --device cpu \
-        --workers "$WORKERS" --out "$OUT/eval" --quiet || echo "benchmarks.sh: siam-eval reported failures (see $OUT/eval/results.md)" >&2
+        --workers "$WORKERS" --out "$OUT/eval" --quiet "${CACHE_ONLY[@]}" || echo "benchmarks.sh: siam-eval reported failures (see $OUT/eval/results.md)" >&2
     if [ "$VOT_TRACKERS" != "none" ]; then
         siam-eval --dataset "$SEQUENCES" --trackers $VOT_TRACKERS --device cpu --protocol vot \
-            --workers "$WORKERS" --out "$OUT/eval_vot" --quiet || echo "benchmarks.sh: siam-eval --protocol vot reported failures" >&2
+            --workers "$WORKERS" --out "$OUT/eval_vot" --quiet "${CACHE_ONLY[@]}" || echo "benchmarks.sh: siam-eval --protocol vot reported failures" >&2
     fi
 fi
 if [ -z "${SKIP_BENCH:-}" ]; then

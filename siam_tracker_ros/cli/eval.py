@@ -107,7 +107,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for s in specs:
         if s.label in run.records:
             notes[s.label] = s.weights_note()
-    dataset_label = os.path.basename(os.path.normpath(root))
+    parts = os.path.normpath(os.path.abspath(root)).split(os.sep)
+    dataset_label = f"{'/'.join(parts[-2:])}, {len(seqs)} sequences"
     meta = {"date": report.now_iso(), "command": "siam-eval " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
             "dataset": os.path.abspath(root), "format": seqs[0].dataset, "sequences": len(seqs),
             "sequence_names": [s.name for s in seqs], "max_frames": args.max_frames,
@@ -117,7 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     paths = report.write_reports(scored, args.out, args.protocol, meta, notes, run.skipped, run.errors)
     _write_boxes(run, args.out)
     if not args.no_plots and args.protocol == "ope":
-        plots.write_plots(scored, args.out, f"{dataset_label} ({len(seqs)} sequences)")
+        plots.write_plots(scored, args.out, dataset_label, notes)
     print(report.markdown_table(scored, args.protocol, notes))
     for k, v in run.skipped.items():
         print(f"skipped {k}: {v}")

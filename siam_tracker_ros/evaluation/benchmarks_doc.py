@@ -78,7 +78,12 @@ def _eval_section(doc: Dict[str, Any], title: str, images: Optional[str], image_
              + (f", first {meta['max_frames']} frames of each" if meta.get("max_frames") else ", all frames"),
              f"- machine: {_machine_line(meta['machine'])}",
              f"- {meta.get('workers')} worker processes x {meta.get('threads')} thread(s), device {meta.get('device')}; "
-             f"absent-frame policy: {meta.get('absent_policy')}", "",
+             f"absent-frame policy: {meta.get('absent_policy')}; the FPS column is measured while the workers "
+             "share the cores (see siam-bench below for speed)"]
+    if meta.get("ran") == 0 and meta.get("from_cache"):
+        lines.append("- every result came from the cache of earlier runs with the same trackers (identity: "
+                     "config, weights hash, code), data and settings; `--cache-only` only reports them")
+    lines += ["",
              report.markdown_table(scored, protocol, notes), ""]
     if protocol == "ope" and images and image_rel:
         lines += [f"![success plot]({image_rel}/success_plot.png) "
@@ -125,8 +130,14 @@ def _bench_section(doc: Dict[str, Any]) -> List[str]:
              f"- machine: {_machine_line(meta['machine'])}",
              "- CUDA rows: " + ("measured" if meta.get("cuda") else
                                 "none — no GPU on this machine (`siam-bench` adds CUDA fp32 and fp16-autocast rows where one is present)"),
-             "", speed.markdown_table(results), "",
-             "crop / network / post: the tracker's own `TrackResult.timing` split ('-' where it gives none: "
+             "", speed.markdown_table(results), ""]
+    load = (meta.get("machine") or {}).get("load_average")
+    cores = (meta.get("machine") or {}).get("cores") or 1
+    if load and load[0] > cores:
+        lines += [f"The load average ({load[0]}) at the start was above the core count ({cores}): other "
+                  "jobs shared the cores, so every time here is inflated, and the 2-thread rows can be slower "
+                  "than the 1-thread rows (a second thread mostly waits for a core).", ""]
+    lines += ["crop / network / post: the tracker's own `TrackResult.timing` split ('-' where it gives none: "
              "the OpenCV peers report the total only). Peak memory: resident-set growth from building the "
              "tracker to the end of tracking (CPU) or `torch.cuda.max_memory_allocated` (GPU).", ""]
     if doc.get("skipped"):

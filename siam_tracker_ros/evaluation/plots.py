@@ -19,12 +19,11 @@ def _pyplot():
 
 
 def plot_curves(curves: Dict[str, np.ndarray], scores: Dict[str, float], x: np.ndarray,
-                path: str, title: str, xlabel: str, ylabel: str, score_name: str,
-                legend_loc: str = "lower left") -> str:
+                path: str, title: str, xlabel: str, ylabel: str, score_name: str) -> str:
     """One curve per tracker, sorted by score, the score in the legend; saves a PNG."""
     plt = _pyplot()
     order = sorted(curves, key=lambda k: -np.nan_to_num(scores.get(k, 0.0), nan=-1.0))
-    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
+    fig, ax = plt.subplots(figsize=(9.0, 4.8), dpi=120)
     cmap = plt.get_cmap("tab10")
     for i, name in enumerate(order):
         ax.plot(x, curves[name], _STYLES[(i // 10) % len(_STYLES)], color=cmap(i % 10), linewidth=2,
@@ -35,7 +34,8 @@ def plot_curves(curves: Dict[str, np.ndarray], scores: Dict[str, float], x: np.n
     ax.set_xlim(float(x[0]), float(x[-1]))
     ax.set_ylim(0.0, 1.02)
     ax.grid(True, alpha=0.4)
-    ax.legend(loc=legend_loc, fontsize=9, framealpha=0.9)
+    # outside the axes, right: never hides a curve
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9, frameon=False)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
@@ -43,12 +43,23 @@ def plot_curves(curves: Dict[str, np.ndarray], scores: Dict[str, float], x: np.n
     return path
 
 
-def write_plots(scored: Dict[str, Dict], out_dir: str, dataset_label: str = "") -> List[str]:
-    """success_plot.png, precision_plot.png, norm_precision_plot.png from score_run() output."""
+def write_plots(scored: Dict[str, Dict], out_dir: str, dataset_label: str = "",
+                notes: Dict[str, str] = None) -> List[str]:
+    """success_plot.png, precision_plot.png, norm_precision_plot.png from score_run() output.
+
+    `notes`: weights note per tracker; trackers without weights are labelled "(untrained)"."""
     if not scored:
         return []
     suffix = f" - {dataset_label}" if dataset_label else ""
-    overall = {k: v["overall"] for k, v in scored.items()}
+    notes = notes or {}
+
+    def label(name):
+        return f"{name} (untrained)" if notes.get(name, "").startswith("none") else name
+
+    # trackers with results for only some sequences would not compare: left out
+    overall = {label(k): v["overall"] for k, v in scored.items() if v["overall"].get("complete", True)}
+    if not overall:
+        return []
     paths = [
         plot_curves({k: o["success_curve"] for k, o in overall.items()},
                     {k: o["auc"] for k, o in overall.items()}, metrics.IOU_THRESHOLDS,
@@ -57,12 +68,11 @@ def write_plots(scored: Dict[str, Dict], out_dir: str, dataset_label: str = "") 
         plot_curves({k: o["precision_curve"] for k, o in overall.items()},
                     {k: o["precision20"] for k, o in overall.items()}, metrics.PIXEL_THRESHOLDS,
                     os.path.join(out_dir, "precision_plot.png"), f"Precision plot of OPE{suffix}",
-                    "Location error threshold (px)", "Precision", "P@20px", legend_loc="lower right"),
+                    "Location error threshold (px)", "Precision", "P@20px"),
         plot_curves({k: o["norm_precision_curve"] for k, o in overall.items()},
                     {k: o["norm_precision20"] for k, o in overall.items()}, metrics.NORM_THRESHOLDS,
                     os.path.join(out_dir, "norm_precision_plot.png"),
                     f"Normalised precision plot of OPE{suffix}",
-                    "Normalised location error threshold", "Normalised precision", "P_norm@0.20",
-                    legend_loc="lower right"),
+                    "Normalised location error threshold", "Normalised precision", "P_norm@0.20"),
     ]
     return paths
