@@ -191,16 +191,13 @@ def test_cli_trains_from_a_yaml(tmp_path):
 
 
 def test_time_budget_sizes_the_remaining_epochs(tmp_path):
-    import time
     msgs = []
     cfg = toy_config(epochs=3, batch_size=4, samples_per_epoch=8, time_budget_s=12)
-    t0 = time.time()
     tr = train(cfg, out_dir=str(tmp_path), dataset=ToyPairs(8), device="cpu", progress=False, log=msgs.append)
     assert any("time budget 12s" in m for m in msgs)
     assert tr.history[0]["samples"] == 8
     assert all(r["samples"] % 4 == 0 and r["samples"] >= 4 for r in tr.history)
     assert tr.history[1]["samples"] != 8          # re-sized from the measured rate
-    assert time.time() - t0 < 12 * 2.5
 
 
 def test_uint8_transfer_is_lossless_for_integer_images():

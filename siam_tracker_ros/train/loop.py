@@ -24,6 +24,13 @@ recipe:
     val: {sequences: ../shared/data/sequences, max_frames: null, every: 1}
     seed: 0
 
+Other train keys: samples_per_epoch (default: len(dataset)), time_budget_s (the
+first epoch measures the pair rate, later epochs are sized so the run ends in
+time; the schedule keeps its shape in epochs), amp (bf16 autocast on CUDA),
+grad_clip, checkpoint_every, num_workers, uint8_images ("auto": crops travel
+from the loader workers as uint8 when workers > 0), sync_bn, find_unused_parameters
+(DDP; default: only in two-stage mode), deterministic, tensorboard, device.
+
 What one run writes into --out (default work_dirs/NAME):
     last.pt / epoch_NNN.pt / best.pt   project checkpoints (core/checkpoints): the
                                        model config travels inside, so
@@ -398,6 +405,8 @@ class Trainer:
         if self.tcfg.get("deterministic", False):
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True     # fixed crop sizes: let cuDNN pick
 
         self.model_cfg = resolve_model_config(self.cfg["model"])
         self.model = registry.build_model(self.model_cfg["model"])
