@@ -117,8 +117,14 @@ def build_model(model_config: Dict[str, Any]) -> torch.nn.Module:
 
 
 def build_tracker_from_config(config: Dict[str, Any], model: Optional[torch.nn.Module] = None,
-                              device: str = "auto", **overrides):
-    """Tracker for `config`; pass `model` to share one model between trackers."""
+                              device: str = "auto", engine: Optional[str] = None,
+                              engine_options: Optional[Dict[str, Any]] = None, **overrides):
+    """Tracker for `config`; pass `model` to share one model between trackers.
+
+    engine: None (the model as is), "torch" or "onnxruntime" (core/engines:
+    the model behind that engine, `engine_options` its options). `model` may
+    already be an engine (from engines.wrap_engine, shared between trackers).
+    """
     _import_all()
     params = dict(config["tracker"])
     params.update(overrides)
@@ -127,6 +133,11 @@ def build_tracker_from_config(config: Dict[str, Any], model: Optional[torch.nn.M
         raise ValueError(f"unknown tracker type '{kind}'; registered: {sorted(TRACKER_CLASSES)}")
     if model is None:
         model = build_model(config["model"])
+    from ..engines import is_engine, tracker_device, wrap_engine
+    if engine is not None or engine_options:
+        model = wrap_engine(model, config, engine or "torch", device=device, **(engine_options or {}))
+    if is_engine(model):
+        device = tracker_device(model.engine_kind, device)
     tracker = TRACKER_CLASSES[kind](model, params, device=device)
     tracker.config = config
     return tracker
@@ -169,7 +180,13 @@ def load_weights_file(path: str, config: Dict[str, Any]) -> Dict[str, torch.Tens
 
 
 def build_tracker(path_or_name: str = "default", device: str = "auto",
-                  weights: Optional[str] = None, **overrides):
-    """Tracker from a model name (config/models/NAME.yaml), a YAML path or a checkpoint."""
+                  weights: Optional[str] = None, engine: Optional[str] = None,
+                  engine_options: Optional[Dict[str, Any]] = None, **overrides):
+    """Tracker from a model name (config/models/NAME.yaml), a YAML path or a checkpoint.
+
+    engine / engine_options: see build_tracker_from_config (e.g. engine="onnxruntime",
+    engine_options={"threads": 1}).
+    """
     config, model, _ = load_model(path_or_name, weights=weights)
-    return build_tracker_from_config(config, model=model, device=device, **overrides)
+    return build_tracker_from_config(config, model=model, device=device, engine=engine,
+                                     engine_options=engine_options, **overrides)
