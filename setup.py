@@ -39,6 +39,7 @@ setup(
             "siam-train = siam_tracker_ros.cli.train:main",
             "siam-bag = siam_tracker_ros.cli.bag:main",
             "siam-demo = siam_tracker_ros.cli.demo:main",
+            "siam-export = siam_tracker_ros.cli.export:main",
         ],
     },
 )

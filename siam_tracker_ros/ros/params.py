@@ -30,6 +30,10 @@ PARAMS = (
           "Weights file overriding the model config's; empty: the config's weights (or none: random init).",
           read_only=True),
     Param("device", "auto", "Torch device: auto, cpu, cuda or cuda:N.", read_only=True),
+    Param("engine", "torch",
+          "Inference engine: torch (eager) or onnxruntime (the model exported once as "
+          "template + search ONNX parts, cached; see docs/DEPLOYMENT.md).", read_only=True,
+          choices=("torch", "onnxruntime")),
     Param("lost_threshold", 0.2,
           "Score below which the target is reported LOST (box zero).", range=(0.0, 1.0)),
     Param("recover_threshold", 0.3,
@@ -49,7 +53,7 @@ PARAMS = (
           read_only=True, range=(1, 1000)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages; 0 disables them.",
           read_only=True, range=(0.0, 3600.0)),
-    Param("num_threads", 0, "Torch CPU threads; 0 keeps torch's default.", read_only=True,
+    Param("num_threads", 0, "CPU threads of the engine (torch or onnxruntime); 0 keeps its default.", read_only=True,
           range=(0, 256)),
 )
 

@@ -96,12 +96,17 @@ def build_tracker_for(values: Dict[str, Any]):
         fallback = ""
     try:
         config, model, weights = registry.load_model(name, weights=values["weights"] or None)
-        tracker = registry.build_tracker_from_config(config, model=model, device=values["device"])
+        engine_options = None
+        if values["engine"] == "onnxruntime" and values["num_threads"] > 0:
+            engine_options = {"threads": values["num_threads"]}
+        tracker = registry.build_tracker_from_config(config, model=model, device=values["device"],
+                                                     engine=values["engine"],
+                                                     engine_options=engine_options)
     except Exception as exc:  # unknown model, unreadable weights, missing CUDA...
         raise StartupError(f"cannot build tracker for model '{name}': {exc}") from exc
     used = f"weights {weights}" if weights else "no weights: random init (the tracker follows little)"
     text = (f"model '{config.get('name', name)}'{fallback} from {config.get('_source', name)}, "
-            f"{used}, device {tracker.device}")
+            f"{used}, device {tracker.device}, engine {values['engine']}")
     return tracker, config.get("name", name), weights, text
 
 
