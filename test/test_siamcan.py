@@ -1,16 +1,12 @@
 """SiamCAN: shapes, attention placement, SiamBAN r50 loading, tracker on real frames."""
-import glob
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
 from siam_tracker_ros.core.models import registry
 from siam_tracker_ros.core.models.loaders_siamban import (
     SiamBANLoadError, convert_siamban_state_dict, map_key)
-from siam_tracker_ros.core.models.registry import build_model, build_tracker, load_model_config
-from siam_tracker_ros.core.tracking import TrackState
+from siam_tracker_ros.core.models.registry import build_model, load_model_config
 
 from siamban_reference import siamban_forward, synthetic_siamban_r50  # noqa: E402 (test/ helper)
 
@@ -151,23 +147,3 @@ def test_siamban_loader_through_the_registry(siamban_sd, tmp_path):
     config["model"] = {"type": "rasnet"}
     with pytest.raises(SiamBANLoadError):
         registry.load_weights_file(str(path), config)
-
-
-def test_siamcan_tracker_on_real_frames(sequences_dir):
-    # Needs helper C's anchor_free tracker (core/tracking/anchor_free.py).
-    seq = sequences_dir / "OTB_Crossing"
-    if not seq.is_dir():
-        pytest.skip(f"shared sequence OTB_Crossing not found at {seq}")
-    files = sorted(glob.glob(str(seq / "img" / "*.jpg")))[:6]
-    gt = np.loadtxt(seq / "groundtruth.txt", delimiter=",")
-    frames = [cv2.imread(f) for f in files]
-    torch.manual_seed(0)
-    tracker = build_tracker("siamcan", device="cpu")
-    tracker.init(frames[0], gt[0])
-    h, w = frames[0].shape[:2]
-    for frame in frames[1:]:
-        r = tracker.track(frame)
-        x, y, bw, bh = r.box
-        assert 0 <= x and 0 <= y and x + bw <= w + 1e-6 and y + bh <= h + 1e-6
-        assert 0.0 <= r.score <= 1.0
-        assert r.state in (TrackState.TRACKING, TrackState.LOST)

@@ -25,7 +25,7 @@ size (in crop px) and r_c = max(q, 1/q) of their aspect-ratio ratio;
 pscore = (1 - window_influence) * penalty * score + window_influence * hanning;
 the best point moves the centre, the size follows with
 lr' = penalty * score * lr. The centre is clipped into the image, the size to
-[min_size, image size]; the reported box is additionally clipped to the image.
+[min_size, image size]; Tracker.track clips the reported box to the image.
 
 Parameters (tracker section of the model YAML; None / absent = from the model):
     exemplar_size, instance_size, stride (model attributes `exemplar_size`,
@@ -174,13 +174,11 @@ class AnchorFreeTracker(Tracker):
         self.size = self.size * (1.0 - lr) + np.array([pw[best], ph[best]]) / scale * lr
         self._clip_state(float(p["min_size"]))
 
-        w, h = self.image_size
-        box = geometry.clip_box(self.box, w, h)
         cell = p["stride"] / scale
         origin = prior_center + (-(size // 2) - 0.5) * cell
         region = np.array([origin[0], origin[1], size * cell, size * cell])
         t3 = time.perf_counter()
-        return TrackResult(box=box, score=float(score[best]), state=TrackState.TRACKING,
+        return TrackResult(box=self.box, score=float(score[best]), state=TrackState.TRACKING,
                            confidence_map=score.astype(np.float32), map_region=region,
                            timing={"crop": t1 - t0, "network": t2 - t1, "post": t3 - t2})
 

@@ -94,6 +94,9 @@ class Tracker(ABC):
         with torch.inference_mode():
             result = self._track(image)
         result.timing.setdefault("total", time.perf_counter() - start)
+        # The internal state may reach past the border (the centre stays inside);
+        # what users get is always a box inside the image.
+        result.box = geometry.clip_box(result.box, *self.image_size)
         result.score = float(np.clip(result.score, 0.0, 1.0))
         self.last_score = result.score
         if result.state != TrackState.LOST and result.score < self.lost_threshold:
