@@ -182,11 +182,5 @@ class AnchorFreeTracker(Tracker):
                            confidence_map=score.astype(np.float32), map_region=region,
                            timing={"crop": t1 - t0, "network": t2 - t1, "post": t3 - t2})
 
-    def _clip_state(self, min_size: float = 10.0) -> None:
-        w, h = self.image_size
-        self.center = np.array([np.clip(self.center[0], 0, w), np.clip(self.center[1], 0, h)])
-        self.size = np.array([np.clip(self.size[0], min(min_size, w), w),
-                              np.clip(self.size[1], min(min_size, h), h)])
-
     def _reset(self) -> None:
         self.template_state = None

@@ -108,11 +108,12 @@ class Tracker(ABC):
         self.size = None
         self._reset()
 
-    def _clip_state(self) -> None:
-        """Keep the centre inside the image and the size within sane bounds."""
+    def _clip_state(self, min_size: float = 10.0) -> None:
+        """Keep the centre inside the image and the size in [min_size, image size]."""
         w, h = self.image_size
         self.center = np.array([np.clip(self.center[0], 0, w), np.clip(self.center[1], 0, h)])
-        self.size = np.array([np.clip(self.size[0], 10, w), np.clip(self.size[1], 10, h)])
+        self.size = np.array([np.clip(self.size[0], min(min_size, w), w),
+                              np.clip(self.size[1], min(min_size, h), h)])
 
     # Subclasses implement these.
     @abstractmethod
