@@ -213,3 +213,12 @@ def test_siam_eval_missing_dataset(tmp_path, capsys):
     from siam_tracker_ros.cli import eval as siam_eval
     assert siam_eval.main(["--dataset", str(tmp_path / "missing"), "--trackers", "kcf"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_tracker_spec_with_engine_suffix_is_its_own_tracker():
+    from siam_tracker_ros.evaluation.runner import TrackerSpec
+    plain = TrackerSpec("siamfc", device="cpu")
+    onnx = TrackerSpec("siamfc@onnxruntime", device="cpu")
+    assert (onnx.spec, onnx.engine, onnx.label) == ("siamfc", "onnxruntime", "siamfc@onnxruntime")
+    assert plain.engine is None and plain.label == "siamfc"
+    assert onnx.key() != plain.key()          # cached results of one never stand in for the other

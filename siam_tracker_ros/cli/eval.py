@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trackers", nargs="+",
                    help="model names (config/models), YAML or checkpoint paths, and peers "
                         "opencv-csrt / opencv-kcf / opencv-nanotrack (aliases csrt, kcf, nanotrack-cv); "
-                        "default: every registered model and every available peer")
+                        "default: every registered model and every available peer. NAME@onnxruntime "
+                        "runs a model through that engine (docs/DEPLOYMENT.md)")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="weights file for model NAME (repeatable)")
     p.add_argument("--nano-onnx", nargs=2, metavar=("BACKBONE", "HEAD"),

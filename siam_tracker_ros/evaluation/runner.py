@@ -52,8 +52,13 @@ class TrackerSpec:
     weights: Optional[str] = None
     onnx: Optional[Tuple[str, str]] = None
     overrides: Dict[str, Any] = field(default_factory=dict)
+    # Inference engine of a project model (None = torch eager); "NAME@ENGINE" in
+    # `spec` sets it too, so one run can compare engines side by side.
+    engine: Optional[str] = None
 
     def __post_init__(self):
+        if self.engine is None and "@" in self.spec and not os.path.exists(self.spec):
+            self.spec, self.engine = self.spec.rsplit("@", 1)
         self.peer = canonical_peer(self.spec)
         if self.label is None:
             if self.peer:
@@ -62,6 +67,8 @@ class TrackerSpec:
                 self.label = os.path.splitext(os.path.basename(self.spec))[0]
             else:
                 self.label = self.spec
+            if self.engine and not self.peer:
+                self.label = f"{self.label}@{self.engine}"
         self._identity = None
         self._weights_note = None
 
@@ -79,7 +86,9 @@ class TrackerSpec:
         # Models without weights are randomly initialised: seed so that a rerun
         # (and the cache) sees the same network.
         torch.manual_seed(self.seed)
-        return build_tracker(self.spec, device=self.device, weights=self.weights, **self.overrides)
+        return build_tracker(self.spec, device=self.device, weights=self.weights, engine=self.engine,
+                             engine_options={"threads": 1} if self.engine == "onnxruntime" else None,
+                             **self.overrides)
 
     def identity(self) -> Dict[str, Any]:
         """Everything the tracker's output depends on; raises when it cannot be built."""
@@ -107,6 +116,8 @@ class TrackerSpec:
         registry._import_all()
         ident: Dict[str, Any] = {"kind": "model", "device": self.device,
                                  "overrides": self.overrides, "seed": self.seed}
+        if self.engine:
+            ident["engine"] = self.engine
         if os.path.isfile(self.spec) and not self.spec.endswith((".yaml", ".yml")):
             config, _, _ = checkpoints.load_checkpoint(self.spec)
             ident["checkpoint"] = file_digest(self.spec)
