@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="siam-bench", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.split("\n")[2:]))
-    p.add_argument("--models", nargs="+", help="model names / YAML / checkpoints (default: all registered)")
+    p.add_argument("--models", nargs="+", help="model names / YAML / checkpoints (default: all registered); "
+                        "NAME@onnxruntime times a model through that engine")
     p.add_argument("--peers", nargs="*", default=None,
                    help="OpenCV peers to time (default: every available one)")
     p.add_argument("--no-peers", action="store_true")

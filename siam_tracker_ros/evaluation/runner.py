@@ -57,8 +57,9 @@ class TrackerSpec:
     engine: Optional[str] = None
 
     def __post_init__(self):
-        if self.engine is None and "@" in self.spec and not os.path.exists(self.spec):
-            self.spec, self.engine = self.spec.rsplit("@", 1)
+        if self.engine is None:
+            from ..core.engines import split_engine_spec
+            self.spec, self.engine = split_engine_spec(self.spec)
         self.peer = canonical_peer(self.spec)
         if self.label is None:
             if self.peer:

@@ -169,9 +169,13 @@ def run_job(job: BenchJob) -> BenchResult:
             tracker = OpenCVTracker(peer, onnx=job.onnx)
             res.weights = " + ".join(os.path.basename(p) for p in tracker.onnx) if tracker.onnx else "n/a"
         else:
+            from ..core.engines import split_engine_spec
             from ..core.models import registry
             torch.manual_seed(0)
-            tracker = registry.build_tracker(job.tracker, device=job.device)
+            name, engine = split_engine_spec(job.tracker)     # NAME@onnxruntime
+            tracker = registry.build_tracker(
+                name, device=job.device, engine=engine,
+                engine_options={"threads": job.threads} if engine == "onnxruntime" else None)
             weights = (getattr(tracker, "config", {}) or {}).get("_weights")
             res.weights = os.path.basename(weights) if weights else "none (untrained)"
         autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)

@@ -20,6 +20,7 @@ returns an object that already is an engine unchanged.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Optional
 
 ENGINES = ("torch", "onnxruntime")
@@ -36,6 +37,15 @@ def canonical_engine(name: Optional[str]) -> str:
     if key not in ENGINE_ALIASES:
         raise ValueError(f"unknown engine {name!r}; known: {', '.join(ENGINES)}")
     return ENGINE_ALIASES[key]
+
+
+def split_engine_spec(spec: str):
+    """'default@onnxruntime' -> ('default', 'onnxruntime'); a plain name or an existing
+    path -> (spec, None). The CLIs take this form to compare engines in one run."""
+    if "@" in spec and not os.path.exists(spec):
+        name, engine = spec.rsplit("@", 1)
+        return name, canonical_engine(engine)
+    return spec, None
 
 
 def is_engine(obj: Any) -> bool:
@@ -90,4 +100,4 @@ def wrap_engine(model, config: Dict[str, Any], engine: str = "torch", device: st
     return OnnxRuntimeEngine(directory, device=device, **runtime)
 
 
-__all__ = ["ENGINES", "canonical_engine", "is_engine", "tracker_device", "wrap_engine"]
+__all__ = ["ENGINES", "canonical_engine", "split_engine_spec", "is_engine", "tracker_device", "wrap_engine"]
