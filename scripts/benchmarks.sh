@@ -8,6 +8,8 @@
 #
 # Variables:
 #   MODELS="siamfc nanotrack"   project models (default: every registered one)
+#   BENCH_MODELS="..."          models for siam-bench (default: MODELS); NAME@onnxruntime
+#                               times a model through that engine
 #   PEERS="opencv-csrt ..."     OpenCV peers (default: csrt, kcf, nanotrack)
 #   VOT_TRACKERS="..."          trackers for the reset protocol (default: the pretrained
 #                               nanotrack + PEERS: untrained models only fail and restart;
@@ -37,8 +39,9 @@ SEQUENCES=${SEQUENCES:-../shared/data/sequences}
 OUT=${OUT:-out/benchmarks}
 PEERS=${PEERS:-opencv-csrt opencv-kcf opencv-nanotrack}
 if [ -z "${MODELS:-}" ]; then
-    MODELS=$(python -c "from siam_tracker_ros.core.models.registry import available_models as a; print(' '.join(m for m in a() if m != 'default'))")
+    MODELS=$(python -c "from siam_tracker_ros.core.models.registry import available_models as a; print(' '.join(a()))")
 fi
+BENCH_MODELS=${BENCH_MODELS:-$MODELS}
 VOT_TRACKERS=${VOT_TRACKERS:-nanotrack $PEERS}
 WORKERS=${WORKERS:-$(python -c "import os; print(os.cpu_count() or 1)")}
 BENCH_FRAMES=${BENCH_FRAMES:-30}
@@ -49,7 +52,7 @@ if [ ! -d "$SEQUENCES" ]; then
     echo "benchmarks.sh: $SEQUENCES not found (set SEQUENCES=DIR)" >&2
     exit 2
 fi
-echo "benchmarks.sh: models: $MODELS; peers: $PEERS; sequences: $SEQUENCES; out: $OUT"
+echo "benchmarks.sh: models: $MODELS; bench: $BENCH_MODELS; peers: $PEERS; sequences: $SEQUENCES; out: $OUT"
 
 # shellcheck disable=SC2086
 if [ -z "${SKIP_EVAL:-}" ]; then
@@ -61,7 +64,7 @@ if [ -z "${SKIP_EVAL:-}" ]; then
     fi
 fi
 if [ -z "${SKIP_BENCH:-}" ]; then
-    siam-bench --models $MODELS --peers $PEERS --frames "$BENCH_FRAMES" --out "$OUT/bench"
+    siam-bench --models $BENCH_MODELS --peers $PEERS --frames "$BENCH_FRAMES" --out "$OUT/bench"
 fi
 vot_arg=()
 if [ "$VOT_TRACKERS" != "none" ] && [ -f "$OUT/eval_vot/results.json" ]; then
