@@ -35,10 +35,11 @@ Families
 """
 from __future__ import annotations
 
-import math
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
+
+from ..core.tracking.anchor_based import generate_anchor_shapes
 
 POSITIVE, NEGATIVE, IGNORE = 1, 0, -1
 
@@ -145,15 +146,9 @@ def logistic_labels(boxes: torch.Tensor, size: int, stride: float = 8, radius: f
 
 def anchor_shapes(stride: float = 8, ratios: Sequence[float] = (0.33, 0.5, 1, 2, 3),
                   scales: Sequence[float] = (8,)) -> torch.Tensor:
-    """K x 2 (w, h) of the anchors, ordered ratio-major then scale (pysot's Anchors)."""
-    area = stride * stride
-    shapes = []
-    for r in ratios:
-        ws = int(math.sqrt(area * 1.0 / r))
-        hs = int(ws * r)
-        for s in scales:
-            shapes.append((ws * s, hs * s))
-    return torch.tensor(shapes, dtype=torch.float32)
+    """K x 2 (w, h) of the anchors, ordered ratio-major then scale: the tracker's
+    anchors, so training targets and inference decode the same boxes."""
+    return torch.tensor(generate_anchor_shapes(stride, ratios, scales), dtype=torch.float32)
 
 
 def generate_anchors(size: int, stride: float = 8, ratios: Sequence[float] = (0.33, 0.5, 1, 2, 3),
