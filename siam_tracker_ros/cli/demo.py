@@ -218,6 +218,8 @@ def run(args) -> Dict:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    # SIGTERM (timeout, CI) must unwind like Ctrl-C so the node process is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     parser = argparse.ArgumentParser(prog="siam-demo", description=__doc__.split("\n")[0])
     parser.add_argument("--video", help="video file or image folder (default: opencv-doc's vtest.avi)")
     parser.add_argument("--box", type=float, nargs=4, metavar=("X", "Y", "W", "H"),
