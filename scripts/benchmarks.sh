@@ -7,12 +7,13 @@
 # docs/BENCHMARKS.md and docs/benchmarks/*.png from their JSON outputs.
 #
 # Variables:
-#   MODELS="siamfc nanotrack"   project models (default: every registered one)
-#   BENCH_MODELS="..."          models for siam-bench (default: MODELS); NAME@onnxruntime
-#                               times a model through that engine
+#   MODELS="siamfc nanotrack"   models for siam-eval (default: default nanotrack siamfc rasnet)
+#   BENCH_MODELS="..."          models for siam-bench (default: every registered one, plus
+#                               default and nanotrack @onnxruntime: NAME@ENGINE times a
+#                               model through that engine)
 #   PEERS="opencv-csrt ..."     OpenCV peers (default: csrt, kcf, nanotrack)
-#   VOT_TRACKERS="..."          trackers for the reset protocol (default: the pretrained
-#                               nanotrack + PEERS: untrained models only fail and restart;
+#   VOT_TRACKERS="..."          trackers for the reset protocol (default: the trained
+#                               default and nanotrack + PEERS: untrained models only fail and restart;
 #                               "none" to skip)
 #   SEQUENCES=DIR               dataset root (default ../shared/data/sequences)
 #   OUT=DIR                     outputs and cache (default out/benchmarks)
@@ -38,13 +39,16 @@ command -v siam-eval >/dev/null || { echo "benchmarks.sh: siam-eval not found: r
 SEQUENCES=${SEQUENCES:-../shared/data/sequences}
 OUT=${OUT:-out/benchmarks}
 PEERS=${PEERS:-opencv-csrt opencv-kcf opencv-nanotrack}
-if [ -z "${MODELS:-}" ]; then
-    MODELS=$(python -c "from siam_tracker_ros.core.models.registry import available_models as a; print(' '.join(a()))")
+# Accuracy: the trained models plus the untrained AlexNet baselines. The untrained
+# ResNet-50 models (ta_asiam, siamcan, siamaf_msa) are timed but not evaluated by
+# default: random-weight accuracy says nothing and costs about an hour of CPU.
+MODELS=${MODELS:-default nanotrack siamfc rasnet}
+if [ -z "${BENCH_MODELS:-}" ]; then
+    BENCH_MODELS="$(python -c "from siam_tracker_ros.core.models.registry import available_models as a; print(' '.join(a()))") default@onnxruntime nanotrack@onnxruntime"
 fi
-BENCH_MODELS=${BENCH_MODELS:-$MODELS}
-VOT_TRACKERS=${VOT_TRACKERS:-nanotrack $PEERS}
+VOT_TRACKERS=${VOT_TRACKERS:-default nanotrack $PEERS}
 WORKERS=${WORKERS:-$(python -c "import os; print(os.cpu_count() or 1)")}
-BENCH_FRAMES=${BENCH_FRAMES:-30}
+BENCH_FRAMES=${BENCH_FRAMES:-20}
 CACHE_ONLY=()
 if [ -n "${EVAL_CACHE_ONLY:-}" ]; then CACHE_ONLY=(--cache-only); fi
 

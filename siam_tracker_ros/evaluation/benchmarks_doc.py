@@ -188,6 +188,11 @@ Read the numbers with their caveats:
   result comparable with papers (OTB-100, LaSOT, GOT-10k test have 100-280
   sequences). Models marked **untrained** run with random weights: their
   numbers show the pipeline works end to end, not what the architecture can do.
+  The untrained ResNet-50 models (ta_asiam, siamcan, siamaf_msa) are only in the
+  speed table by default (`MODELS` in scripts/benchmarks.sh): their random-weight
+  accuracy says nothing and costs about an hour of CPU.
+- FPS in the accuracy tables comes from the run that produced each cached result
+  (parallel workers, other jobs): use the siam-bench table for speed.
 - The machine is shared with other jobs while these run; FPS and ms/frame are
   indicative (the load average at the start is listed with each table).
 - OpenCV's NanoTrack (`opencv-nanotrack`, published NanoTrack v2 ONNX) and CSRT /
