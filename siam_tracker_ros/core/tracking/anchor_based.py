@@ -81,9 +81,7 @@ class AnchorBasedTracker(Tracker):
                     penalty_k=0.05, window_influence=0.42, lr=0.38)
 
     def __init__(self, model, params, device="auto"):
-        merged = dict(self.DEFAULTS)
-        merged.update(params)
-        super().__init__(model, merged, device)
+        super().__init__(model, params, device)
         p = self.params
         self.anchor_num = len(p["anchor_ratios"]) * len(p["anchor_scales"])
         model_a = getattr(model, "anchor_num", None)

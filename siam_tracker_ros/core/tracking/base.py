@@ -51,12 +51,17 @@ def image_to_tensor(patch: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 class Tracker(ABC):
-    """init(image, box) once, then track(image) -> TrackResult per frame."""
+    """init(image, box) once, then track(image) -> TrackResult per frame.
+
+    Subclasses list their hyper-parameters with defaults in DEFAULTS; the model
+    config's tracker section overrides them.
+    """
+    DEFAULTS: Dict[str, Any] = {}
 
     def __init__(self, model: torch.nn.Module, params: Dict[str, Any], device: str = "auto"):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
-        self.params = dict(params)
+        self.params = {**self.DEFAULTS, **params}
         self.lost_threshold = float(self.params.get("lost_threshold", 0.0))
         self.center = None            # (cx, cy) float
         self.size = None              # (w, h) float

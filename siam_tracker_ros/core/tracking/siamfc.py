@@ -23,9 +23,7 @@ class SiamFCTracker(Tracker):
                     window_influence=0.176, response_up=16, total_stride=8)
 
     def __init__(self, model, params, device="auto"):
-        merged = dict(self.DEFAULTS)
-        merged.update(params)
-        super().__init__(model, merged, device)
+        super().__init__(model, params, device)
         p = self.params
         n = int(p["scale_num"])
         self.scale_factors = float(p["scale_step"]) ** (np.arange(n) - (n - 1) / 2.0)
