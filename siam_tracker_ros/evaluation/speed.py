@@ -99,15 +99,20 @@ def load_frames(sequence_dir: Optional[str], n: int):
 
 
 # --------------------------------------------------------------------------- memory
-def _rss_kb() -> float:
+def _status_kb(field: str) -> float:
+    """A kB field of /proc/self/status (VmRSS, VmHWM); NaN where there is none."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return float(line.split()[1])
     except OSError:
         pass
     return float("nan")
+
+
+def _rss_kb() -> float:
+    return _status_kb("VmRSS")
 
 
 def _reset_peak() -> bool:
@@ -121,13 +126,9 @@ def _reset_peak() -> bool:
 
 def _peak_kb(reset_ok: bool) -> float:
     if reset_ok:
-        try:
-            with open("/proc/self/status") as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        return float(line.split()[1])
-        except OSError:
-            pass
+        peak = _status_kb("VmHWM")
+        if peak == peak:  # not NaN
+            return peak
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
