@@ -33,6 +33,9 @@ class TrackResult:
     confidence_map: np.ndarray      # float32 HxW in [0, 1]
     map_region: np.ndarray          # (x, y, w, h) image px the map covers
     timing: Dict[str, float] = field(default_factory=dict)  # seconds: crop, network, post
+    # Lost-state evidence (score, psr, entropy, jumps ...) filled by the target
+    # supervisor (core/tracking/monitor.py); empty from a bare Tracker.
+    evidence: Dict[str, float] = field(default_factory=dict)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
