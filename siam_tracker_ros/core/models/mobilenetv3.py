@@ -24,6 +24,12 @@ exemplar gives 8x8 features, a 255 px search crop 16x16.
 
 Input: float Bx3xHxW with values 0..255, no normalisation (NanoTrack is
 trained that way).
+
+`out_indices` (the light paper models, backbones.py): forward returns the list
+of the outputs of those `features` entries instead of the last one, and
+`out_channels` is the list of their channel counts. In the NanoTrack v2
+truncation the stride-16 stages are features[4:7] (40 ch) and features[7:9]
+(48 ch); features[6] and features[8] end them.
 """
 from __future__ import annotations
 
@@ -102,25 +108,47 @@ class MobileNetV3(nn.Module):
     """MobileNetV3 feature extractor, optionally truncated after `num_blocks` blocks."""
 
     def __init__(self, blocks: Sequence[Tuple[int, int, int, bool, bool, int]] = SMALL_BLOCKS,
-                 width_mult: float = 1.0, num_blocks: int = None, stem_channels: int = 16):
+                 width_mult: float = 1.0, num_blocks: int = None, stem_channels: int = 16,
+                 out_indices: Sequence[int] = None):
         super().__init__()
         blocks = list(blocks)[:num_blocks] if num_blocks is not None else list(blocks)
         inp = make_divisible(stem_channels * width_mult, 8)
         layers: List[nn.Module] = [nn.Sequential(
             nn.Conv2d(3, inp, 3, 2, 1, bias=False), nn.BatchNorm2d(inp), nn.Hardswish(inplace=True))]
         stride = 2
+        channels, strides = [inp], [stride]
         for k, exp, c, se, hs, s in blocks:
             out = make_divisible(c * width_mult, 8)
             hidden = make_divisible(exp * width_mult, 8)
             layers.append(InvertedResidual(inp, hidden, out, k, s, se, hs))
             inp = out
             stride *= s
+            channels.append(inp)
+            strides.append(stride)
         self.features = nn.Sequential(*layers)
+        self.out_indices = None
         self.out_channels = inp
         self.stride = stride
+        if out_indices is not None:
+            self.out_indices = [int(i) for i in out_indices]
+            if not self.out_indices or any(i < 0 or i >= len(layers) for i in self.out_indices):
+                raise ValueError(f"out_indices must lie in 0..{len(layers) - 1}, got {out_indices}")
+            self.out_channels = [channels[i] for i in self.out_indices]
+            if len({strides[i] for i in self.out_indices}) != 1:
+                raise ValueError(f"out_indices {out_indices} mix strides {[strides[i] for i in self.out_indices]}")
+            self.stride = strides[self.out_indices[0]]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
+    def forward(self, x: torch.Tensor):
+        if self.out_indices is None:
+            return self.features(x)
+        outs, last = [], max(self.out_indices)
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.out_indices:
+                outs.append(x)
+            if i == last:
+                break
+        return [outs[sorted(self.out_indices).index(i)] for i in self.out_indices]
 
 
 def mobilenetv3_small_nanotrack() -> MobileNetV3:

@@ -15,6 +15,10 @@ first frame"): template(z) returns the weighted exemplar gamma (.) phi(z), and
 track() is a plain SiamFC correlation with it. Output contract of the siamfc
 tracker: template(z) -> B x 256 x 6 x 6; track(state, x) -> {"response": S x 1 x 17 x 17}.
 Inputs are float BGR 0..255 (as SiamFC here; no normalisation).
+
+Light configuration (config/models/rasnet_light.yaml): backbone "mobilenetv3"
+(NanoTrack v2's MobileNetV3-small, stride 16, 48 ch) + a 1x1 conv/BN neck to
+`neck_channels`; exemplar features 8x8 (exemplar_feature_size 8), response 9x9.
 """
 from __future__ import annotations
 
@@ -23,10 +27,9 @@ from typing import Dict, Tuple
 import torch
 from torch import nn
 
-from .alexnet import AlexNet
 from .attention import ChannelAttention, GeneralAttention, ResidualAttention, weighted_exemplar
 from .registry import register_model
-from .siamfc import cross_correlation
+from .siamfc import cross_correlation, single_backbone
 
 
 class RASNet(nn.Module):
@@ -37,10 +40,18 @@ class RASNet(nn.Module):
     output_type = "response"
 
     def __init__(self, response_scale: float = 1e-3, exemplar_feature_size: int = 6,
-                 channel_reduction: int = 4, residual_channels: int = 64):
+                 channel_reduction: int = 4, residual_channels: int = 64,
+                 backbone: str = "alexnet", neck_channels: int = None):
         super().__init__()
-        self.backbone = AlexNet()
-        d = self.backbone.out_channels
+        # backbone "mobilenetv3" + neck_channels: the light configuration (siamfc.single_backbone).
+        self.backbone, neck, d = single_backbone(backbone, neck_channels)
+        if neck is not None:
+            self.neck = neck
+        self.stride = self.backbone.stride
+        if backbone == "mobilenetv3":   # 16x16 search, 8x8 exemplar features -> 9x9 response
+            from .nanotrack import feature_size
+            self.score_size = (feature_size(self.instance_size, self.stride)
+                               - feature_size(self.exemplar_size, self.stride) + 1)
         self.exemplar_feature_size = int(exemplar_feature_size)
         self.general_attention = GeneralAttention(self.exemplar_feature_size)
         self.residual_attention = ResidualAttention(d, residual_channels)
@@ -53,18 +64,22 @@ class RASNet(nn.Module):
         m, n = self.general_attention.weight.shape
         if tuple(zf.shape[-2:]) != (m, n):
             raise ValueError(f"RASNet's general attention is {m}x{n} but the exemplar features are "
-                             f"{zf.shape[-2]}x{zf.shape[-1]} (exemplar_size 127 gives 6x6)")
+                             f"{zf.shape[-2]}x{zf.shape[-1]} (exemplar 127 px: 6x6 AlexNet, 8x8 MobileNetV3)")
         rho = self.general_attention().unsqueeze(0) + self.residual_attention(zf)
         beta = self.channel_attention(zf)
         return rho, beta
 
+    def features(self, img: torch.Tensor) -> torch.Tensor:
+        f = self.backbone(img)
+        return self.neck(f, crop=False) if hasattr(self, "neck") else f
+
     def template(self, z: torch.Tensor) -> torch.Tensor:
-        zf = self.backbone(z)
+        zf = self.features(z)
         rho, beta = self.attentions(zf)
         return weighted_exemplar(zf, rho, beta)
 
     def track(self, state: torch.Tensor, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        xf = self.backbone(x)
+        xf = self.features(x)
         return {"response": cross_correlation(state, xf) * self.response_scale + self.bias}
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> Dict[str, torch.Tensor]:

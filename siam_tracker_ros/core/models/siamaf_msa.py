@@ -25,10 +25,10 @@ import torch
 from torch import nn
 
 from .attention import SAEBlock
+from .backbones import multi_level_backbone
 from .heads import MultiLevelAnchorFreeHead
 from .necks import AdjustAllLayer
 from .registry import register_model
-from .resnet import ResNet50
 
 
 class SiamAFMSA(nn.Module):
@@ -39,21 +39,34 @@ class SiamAFMSA(nn.Module):
     output_type = "anchor_free"
 
     def __init__(self, used_layers: Sequence[int] = (2, 3, 4), neck_channels: int = 256,
-                 sae_inter_channels: Optional[int] = None, template_crop: int = 7):
+                 sae_inter_channels: Optional[int] = None, template_crop: int = 7,
+                 sae: bool = True, backbone: str = "resnet50"):
         super().__init__()
         used_layers = [int(i) for i in used_layers]
         self.levels = used_layers
-        self.backbone = ResNet50(used_layers=used_layers)
+        # backbone "mobilenetv3": the light configuration (backbones.py: used_layers
+        # [3, 4] -> MobileNetV3 features[6]/[8], stride 16; template_crop null).
+        self.backbone = multi_level_backbone(backbone, used_layers)
+        self.stride = self.backbone.stride
+        if self.stride != 8:       # towers (3x3, no padding) + depthwise xcorr: 16 - 8 + 1 = 9 at stride 16
+            from .nanotrack import feature_size
+            self.score_size = (feature_size(self.instance_size, self.stride)
+                               - (template_crop or feature_size(self.exemplar_size, self.stride)) + 1)
         self.neck = AdjustAllLayer(self.backbone.out_channels, neck_channels,
                                    center_crop=template_crop, levels=used_layers)
         chans = self.neck.out_channels
-        self.sae = nn.ModuleDict({
-            f"level{level}": SAEBlock(c, sae_inter_channels) for level, c in zip(used_layers, chans)})
+        # sae=False: no SAE blocks (the plain SiamBAN-style model, for ablations).
+        self.use_sae = bool(sae)
+        if self.use_sae:
+            self.sae = nn.ModuleDict({
+                f"level{level}": SAEBlock(c, sae_inter_channels) for level, c in zip(used_layers, chans)})
         self.head = MultiLevelAnchorFreeHead(chans, levels=used_layers, cls_out_channels=2,
                                              share_weights=False)
 
     def _features(self, img: torch.Tensor, crop: bool):
         fs = self.neck(self.backbone(img), crop=crop)
+        if not self.use_sae:
+            return fs
         return [self.sae[f"level{level}"](f) for level, f in zip(self.levels, fs)]
 
     def template(self, z: torch.Tensor) -> Dict[str, Any]:

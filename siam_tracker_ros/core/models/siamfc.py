@@ -26,23 +26,51 @@ def cross_correlation(template: torch.Tensor, search: torch.Tensor) -> torch.Ten
     return out.reshape(b, 1, out.shape[-2], out.shape[-1])
 
 
+def single_backbone(kind: str = "alexnet", neck_channels: int = None):
+    """(backbone, neck or None, feature channels) of the SiamFC family.
+
+    kind "alexnet": SiamFC's (stride 8, 256 ch). "mobilenetv3": NanoTrack v2's
+    MobileNetV3-small (stride 16, 48 ch), the light configuration. neck_channels:
+    a 1x1 conv + BN after the backbone (no template crop), trainable when the
+    backbone is frozen (the light models' only feature adaptation).
+    """
+    if kind == "alexnet":
+        backbone = AlexNet()
+    elif kind == "mobilenetv3":
+        from .mobilenetv3 import mobilenetv3_small_nanotrack
+        backbone = mobilenetv3_small_nanotrack()
+    else:
+        raise ValueError(f"unknown SiamFC-family backbone '{kind}'; one of alexnet, mobilenetv3")
+    if not neck_channels:
+        return backbone, None, backbone.out_channels
+    from .necks import AdjustLayer
+    return backbone, AdjustLayer(backbone.out_channels, int(neck_channels), center_crop=None), int(neck_channels)
+
+
 class SiamFC(nn.Module):
     stride = 8
     exemplar_size = 127
     instance_size = 255
 
-    def __init__(self, response_scale: float = 1e-3):
+    def __init__(self, response_scale: float = 1e-3, backbone: str = "alexnet", neck_channels: int = None):
         super().__init__()
-        self.backbone = AlexNet()
+        self.backbone, neck, _ = single_backbone(backbone, neck_channels)
+        if neck is not None:
+            self.neck = neck
+        self.stride = self.backbone.stride
         # SiamFC scales the raw correlation (~1e3) into a logit range ("adjust" layer).
         self.response_scale = response_scale
         self.bias = nn.Parameter(torch.zeros(1))
 
+    def features(self, img: torch.Tensor) -> torch.Tensor:
+        f = self.backbone(img)
+        return self.neck(f, crop=False) if hasattr(self, "neck") else f
+
     def template(self, z: torch.Tensor) -> torch.Tensor:
-        return self.backbone(z)
+        return self.features(z)
 
     def track(self, zf: torch.Tensor, x: torch.Tensor) -> dict:
-        xf = self.backbone(x)
+        xf = self.features(x)
         return {"response": cross_correlation(zf, xf) * self.response_scale + self.bias}
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> dict:
@@ -50,5 +78,5 @@ class SiamFC(nn.Module):
 
 
 @register_model("siamfc")
-def build_siamfc(response_scale: float = 1e-3) -> SiamFC:
-    return SiamFC(response_scale=response_scale)
+def build_siamfc(response_scale: float = 1e-3, **kwargs) -> SiamFC:
+    return SiamFC(response_scale=response_scale, **kwargs)

@@ -41,8 +41,8 @@ from torch import nn
 
 from .cbam import ChannelAttention, SpatialAttention
 from .necks import AdjustAllLayer
+from .backbones import MOBILENET_LEVELS, multi_level_backbone
 from .registry import register_model
-from .resnet import ResNet50
 
 
 def xcorr_depthwise(search: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -130,11 +130,14 @@ class TaASiam(nn.Module):
     def __init__(self, levels: Sequence[int] = (3, 4), channels: int = 256, anchor_num: int = 5,
                  reduction: int = 16, spatial_kernel: int = 7, spatial_mode: str = "paper",
                  weighted: bool = True, center_crop: int = 7, channel_attention: bool = True,
-                 spatial_attention: bool = True):
+                 spatial_attention: bool = True, backbone: str = "resnet50"):
         super().__init__()
         self.levels = [int(l) for l in levels]
         self.anchor_num = int(anchor_num)
-        self.backbone = ResNet50(used_layers=self.levels)
+        # backbone "mobilenetv3": the light configuration (backbones.py: levels 3/4 ->
+        # MobileNetV3 features[6]/[8], stride 16; use center_crop null: 8x8 templates).
+        self.backbone = multi_level_backbone(backbone, self.levels)
+        self.stride = self.backbone.stride
         self.neck = AdjustAllLayer(self.backbone.out_channels, channels, center_crop=center_crop,
                                    levels=self.levels)
         # Ablation switches (the paper's Ta+None / Ta+CAN / Ta+SAN rows).
@@ -187,7 +190,14 @@ class TaASiam(nn.Module):
         position-aware samples, layer4 parts with the appearance-aware ones)."""
         if level not in self.levels:
             raise ValueError(f"level {level} not in {self.levels}")
-        return {"backbone": getattr(self.backbone, f"layer{level}"),
+        if hasattr(self.backbone, f"layer{level}"):
+            backbone = getattr(self.backbone, f"layer{level}")
+        else:   # MobileNetV3: the stride-16 stage that ends at this level's block
+            ends = sorted(MOBILENET_LEVELS[l] for l in MOBILENET_LEVELS)
+            end = MOBILENET_LEVELS[level]
+            start = max([e for e in ends if e < end], default=3) + 1
+            backbone = nn.Sequential(*self.backbone.features[start:end + 1])
+        return {"backbone": backbone,
                 "neck": getattr(self.neck, f"downsample{level}"),
                 "channel_attention": self.channel_attention[str(level)],
                 "spatial_attention": self.spatial_attention[str(level)],
