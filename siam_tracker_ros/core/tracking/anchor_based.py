@@ -26,7 +26,6 @@ Model contract: model.template(z) -> state; model.track(state, x) ->
 from __future__ import annotations
 
 import math
-import time
 from typing import Sequence
 
 import cv2
@@ -93,7 +92,7 @@ class AnchorBasedTracker(Tracker):
         self._score_size = None
         self.template_state = None
 
-    def _prepare(self, score_size: int) -> None:
+    def _anchors_for(self, score_size: int) -> None:
         if self._score_size == score_size:
             return
         p = self.params
@@ -111,17 +110,16 @@ class AnchorBasedTracker(Tracker):
                                          self.avg_color)
         self.template_state = self.model.template(image_to_tensor(patch, self.device))
 
-    def _track(self, image):
+    def _prepare_search(self, image):
         p = self.params
-        t0 = time.perf_counter()
         s_z = geometry.context_size(self.size[0], self.size[1], p["context_amount"])
         scale_z = p["exemplar_size"] / s_z
         s_x = s_z * p["instance_size"] / p["exemplar_size"]
         patch = geometry.crop_and_resize(image, self.center, s_x, int(p["instance_size"]),
                                          self.avg_color)
-        x = image_to_tensor(patch, self.device)
-        t1 = time.perf_counter()
-        out = self.model.track(self.template_state, x)
+        return image_to_tensor(patch, self.device), {"scale_z": scale_z}
+
+    def _decode(self, out):
         cls = out["cls"][0].float()
         loc = out["loc"][0].float()
         a = self.anchor_num
@@ -131,9 +129,14 @@ class AnchorBasedTracker(Tracker):
                              f"does not fit {a} anchors on a square map")
         score = torch.softmax(cls.reshape(2, -1), dim=0)[1].cpu().numpy().astype(np.float64)
         delta = loc.reshape(4, -1).cpu().numpy().astype(np.float64)
-        t2 = time.perf_counter()
+        return score, delta, n
 
-        self._prepare(n)
+    def _finish(self, raw, ctx):
+        p = self.params
+        score, delta, n = raw
+        scale_z = ctx["scale_z"]
+        a = self.anchor_num
+        self._anchors_for(n)
         anchors = self._anchors
         pred = np.empty_like(delta)
         pred[0] = delta[0] * anchors[:, 2] + anchors[:, 0]
@@ -161,10 +164,8 @@ class AnchorBasedTracker(Tracker):
         confidence = score.reshape(a, n, n).max(axis=0).astype(np.float32)
         extent = n * p["anchor_stride"] / scale_z
         region = np.array([prior_center[0] - extent / 2, prior_center[1] - extent / 2, extent, extent])
-        t3 = time.perf_counter()
         return TrackResult(box=self.box, score=float(score[best]), state=TrackState.TRACKING,
-                           confidence_map=confidence, map_region=region,
-                           timing={"crop": t1 - t0, "network": t2 - t1, "post": t3 - t2})
+                           confidence_map=confidence, map_region=region)
 
     def _reset(self):
         self.template_state = None

@@ -43,8 +43,6 @@ even S).
 """
 from __future__ import annotations
 
-import contextlib
-import time
 from typing import Any, Dict
 
 import cv2
@@ -94,19 +92,6 @@ class AnchorFreeTracker(Tracker):
         self._window = None
         self._points = None
 
-    @contextlib.contextmanager
-    def _threads(self):
-        n = self.params.get("cpu_threads")
-        if n is None or self.device.type != "cpu":
-            yield
-            return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(n))
-        try:
-            yield
-        finally:
-            torch.set_num_threads(previous)
-
     def _geometry_for(self, size: int) -> None:
         if self._cache_size != size:
             hann = np.hanning(size)
@@ -131,26 +116,28 @@ class AnchorFreeTracker(Tracker):
             return torch.sigmoid(cls.float())[0, 0].cpu().numpy().astype(np.float64)
         raise ValueError(f"anchor_free tracker: cls must have 1 or 2 channels, got {cls.shape[1]}")
 
-    def _track(self, image: np.ndarray) -> TrackResult:
+    def _prepare_search(self, image: np.ndarray):
         p = self.params
-        t0 = time.perf_counter()
         exemplar, instance = float(p["exemplar_size"]), int(p["instance_size"])
         s_z = geometry.context_size(self.size[0], self.size[1], p["context_amount"])
         scale = exemplar / s_z                      # image px -> crop px
         s_x = s_z * instance / exemplar
         patch = geometry.crop_and_resize(image, self.center, s_x, instance, self.avg_color)
-        x = image_to_tensor(patch, self.device)
-        t1 = time.perf_counter()
-        with self._threads():
-            out = self.model.track(self.template_state, x)
-            score = self._scores(out["cls"])
-            loc = out["loc"][0].float().cpu().numpy().astype(np.float64)
-        t2 = time.perf_counter()
+        return image_to_tensor(patch, self.device), {"scale": scale}
 
+    def _decode(self, out):
+        score = self._scores(out["cls"])
+        loc = out["loc"][0].float().cpu().numpy().astype(np.float64)
+        return score, loc, (tuple(out["cls"].shape), tuple(out["loc"].shape))
+
+    def _finish(self, raw, ctx) -> TrackResult:
+        p = self.params
+        score, loc, shapes = raw
+        scale = ctx["scale"]
         size = score.shape[-1]
         if score.shape != (size, size) or loc.shape != (4, size, size):
-            raise ValueError(f"anchor_free tracker: cls {tuple(out['cls'].shape)} and loc "
-                             f"{tuple(out['loc'].shape)} must be square maps of one size")
+            raise ValueError(f"anchor_free tracker: cls {shapes[0]} and loc "
+                             f"{shapes[1]} must be square maps of one size")
         self._geometry_for(size)
         px, py = self._points
         x1, y1 = px - loc[0], py - loc[1]
@@ -177,10 +164,8 @@ class AnchorFreeTracker(Tracker):
         cell = p["stride"] / scale
         origin = prior_center + (-(size // 2) - 0.5) * cell
         region = np.array([origin[0], origin[1], size * cell, size * cell])
-        t3 = time.perf_counter()
         return TrackResult(box=self.box, score=float(score[best]), state=TrackState.TRACKING,
-                           confidence_map=score.astype(np.float32), map_region=region,
-                           timing={"crop": t1 - t0, "network": t2 - t1, "post": t3 - t2})
+                           confidence_map=score.astype(np.float32), map_region=region)
 
     def _reset(self) -> None:
         self.template_state = None

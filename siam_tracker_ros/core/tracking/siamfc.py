@@ -3,10 +3,10 @@ a cosine window against large jumps, and damped scale updates.
 
 Used by SiamFC and RASNet (which differ in the correlation, not in this loop).
 Model contract: model.template(z) -> template state; model.track(state, x) ->
-{"response": Sx1xHxW logits} for S search crops.
+{"response": Sx1xHxW logits} for S search crops (one template for the S scales;
+batched with other targets, core/tracking/multi.py repeats each target's
+template state over its S rows).
 """
-import time
-
 import cv2
 import numpy as np
 import torch
@@ -46,18 +46,22 @@ class SiamFCTracker(Tracker):
                                          self.avg_color)
         self.template_state = self.model.template(image_to_tensor(patch, self.device))
 
-    def _track(self, image):
+    def _prepare_search(self, image):
         p = self.params
-        t0 = time.perf_counter()
         instance = int(p["instance_size"])
         sizes = self.x_size * self.scale_factors
         patches = np.stack([geometry.crop_and_resize(image, self.center, s, instance, self.avg_color)
                             for s in sizes])
         x = torch.from_numpy(patches.transpose(0, 3, 1, 2).copy()).to(self.device, torch.float32)
-        t1 = time.perf_counter()
-        raw = self.model.track(self.template_state, x)["response"][:, 0].float().cpu().numpy()
-        t2 = time.perf_counter()
+        return x, {"sizes": sizes}
 
+    def _decode(self, out):
+        return out["response"][:, 0].float().cpu().numpy()
+
+    def _finish(self, raw, ctx):
+        p = self.params
+        instance = int(p["instance_size"])
+        sizes = ctx["sizes"]
         up = int(p["response_up"])
         map_size = raw.shape[-1]
         up_size = map_size * up
@@ -92,10 +96,8 @@ class SiamFCTracker(Tracker):
         # Map cell u sits at a displacement of (u - (map_size-1)/2) * stride crop px.
         extent = map_size * p["total_stride"] * scale_to_image
         region = np.array([prior_center[0] - extent / 2, prior_center[1] - extent / 2, extent, extent])
-        t3 = time.perf_counter()
         return TrackResult(box=self.box, score=score, state=TrackState.TRACKING,
-                           confidence_map=confidence.astype(np.float32), map_region=region,
-                           timing={"crop": t1 - t0, "network": t2 - t1, "post": t3 - t2})
+                           confidence_map=confidence.astype(np.float32), map_region=region)
 
     def _reset(self):
         self.template_state = None
