@@ -67,3 +67,20 @@ def test_motion_box_finds_the_moving_square():
     assert boxes, "no moving region found"
     x, y, w, h = min(boxes, key=lambda b: abs(b[0] - (20 + 4 * 15)))
     assert abs(y - 40) <= 4 and abs(x - (20 + 4 * 15)) <= 8 and 15 <= w <= 34 and 25 <= h <= 40
+
+
+def test_excluded_frames_are_never_mined():
+    frames = _clip(30)
+    import cv2, os, tempfile
+    d = tempfile.mkdtemp()
+    path = os.path.join(d, "clip.avi")
+    w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for f in frames:
+        w.write(f)
+    w.release()
+    rng = np.random.default_rng(0)
+    got = list(P.mine_clip(path, lambda: _ScriptedTracker(0.0), rng, window=8, step=4, candidates=2,
+                           min_iou=0.5, min_score=0.5, keep_static=1.0, exclude=[(0, 9)]))
+    assert got, "nothing mined outside the excluded range"
+    assert all(meta["first_frame"] >= 10 for _f, _b, meta in got)
+    assert P.parse_exclude(["vtest.avi:0-119"]) == {"vtest.avi": [(0, 119)]}

@@ -18,11 +18,15 @@ peer on unlabelled clips, kept where forward-backward tracking agrees. The
 boxes are the peer's, so they carry its errors; the FB check removes most
 drift, not all.
 
+Frames 0-119 of vtest.avi are the `make demo` clip: they are excluded by
+default (``--exclude vtest.avi:0-119``) so that the demo stays footage the
+model never trained on.
+
 Output: the OTB layout of train/synthetic.py (``seq_NNNNN/img``,
 ``groundtruth.txt`` 0-based, ``absence.label``, ``meta.json`` naming the clip
 and frames) plus ``dataset.json``. The validation sequences are never read.
 
-    python -m siam_tracker_ros.train.pseudo_label OUT_DIR [--window 24] [--step 8]
+    python -m siam_tracker_ros.train.pseudo_label OUT_DIR [--window 24] [--step 4]
 """
 from __future__ import annotations
 
@@ -162,9 +166,24 @@ def forward_backward(factory, frames, box, min_iou: float, min_score: float) -> 
     return None
 
 
+def parse_exclude(specs: List[str]) -> dict:
+    """['vtest.avi:0-119', ...] -> {'vtest.avi': [(0, 119)]} (inclusive frame ranges)."""
+    out: dict = {}
+    for spec in specs:
+        try:
+            clip, rng_txt = spec.rsplit(":", 1)
+            first, last = (int(v) for v in rng_txt.split("-"))
+        except ValueError:
+            raise ValueError(f"--exclude takes CLIP:FIRST-LAST (e.g. vtest.avi:0-119), got {spec!r}")
+        out.setdefault(clip, []).append((first, last))
+    return out
+
+
 def mine_clip(path: str, factory, rng: np.random.Generator, window: int, step: int,
               candidates: int, min_iou: float, min_score: float, keep_static: float,
+              exclude=(),
               ) -> Iterator[Tuple[List[np.ndarray], np.ndarray, dict]]:
+    """Tracks of one clip; windows touching a frame range in ``exclude`` are skipped."""
     frames = read_clip(path)
     if len(frames) < window:
         return
@@ -173,6 +192,9 @@ def mine_clip(path: str, factory, rng: np.random.Generator, window: int, step: i
         shot = frames[s0:s1]
         masks = motion_masks(shot)
         for w0 in range(min(10, len(shot) - window), len(shot) - window + 1, step):
+            first = s0 + w0
+            if any(first <= b and first + window - 1 >= a for a, b in exclude):
+                continue
             win = shot[w0:w0 + window]
             boxes = motion_boxes(masks[w0], 0.002 * W * H, 0.15 * W * H)
             rng.shuffle(boxes)
@@ -199,15 +221,18 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir")
     ap.add_argument("--window", type=int, default=24, help="frames per track (default 24)")
-    ap.add_argument("--step", type=int, default=8, help="frames between window starts (default 8)")
-    ap.add_argument("--candidates", type=int, default=4, help="start boxes tried per window (default 4)")
+    ap.add_argument("--step", type=int, default=4, help="frames between window starts (default 4)")
+    ap.add_argument("--candidates", type=int, default=6, help="start boxes tried per window (default 6)")
     ap.add_argument("--min-iou", type=float, default=0.65, help="forward-backward IoU on every frame")
     ap.add_argument("--min-score", type=float, default=0.5, help="lowest peer score on the track")
     ap.add_argument("--keep-static", type=float, default=0.3, help="share of non-moving tracks kept")
     ap.add_argument("--quality", type=int, default=75, help="JPEG quality")
     ap.add_argument("--peer-dir", default=None, help="NanoTrack v2 weights folder (default: ../shared/weights/nanotrack_v2)")
+    ap.add_argument("--exclude", action="append", default=None, metavar="CLIP:FIRST-LAST",
+                    help="frames never used (repeatable; default vtest.avi:0-119, the make-demo clip)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    exclude = parse_exclude(args.exclude if args.exclude is not None else ["vtest.avi:0-119"])
 
     from tqdm import tqdm
     cv2.setNumThreads(1)
@@ -220,7 +245,8 @@ def main(argv=None) -> int:
     t0, n, nbytes, per_clip, moving = time.time(), 0, 0, {}, 0
     for path in tqdm(media.videos, desc="clips", unit="clip"):
         for frames, boxes, meta in mine_clip(path, factory, rng, args.window, args.step, args.candidates,
-                                             args.min_iou, args.min_score, args.keep_static):
+                                             args.min_iou, args.min_score, args.keep_static,
+                                             exclude.get(os.path.basename(path), ())):
             meta["peer"] = peer
             visible = (boxes[:, 2] > 2) & (boxes[:, 3] > 2)
             nbytes += write_sequence(os.path.join(args.out_dir, f"seq_{n:05d}"), frames, boxes, visible,
@@ -232,6 +258,7 @@ def main(argv=None) -> int:
                "n_sequences": n, "moving": moving, "per_clip": per_clip, "peer": peer,
                "window": args.window, "step": args.step, "candidates": args.candidates,
                "min_iou": args.min_iou, "min_score": args.min_score, "keep_static": args.keep_static,
+               "excluded": {k: [list(r) for r in v] for k, v in exclude.items()},
                "seed": args.seed, "bytes": nbytes, "seconds": round(time.time() - t0, 1),
                "note": "boxes x,y,w,h 0-based, from the peer tracker (forward-backward checked)"}
     with open(os.path.join(args.out_dir, "dataset.json"), "w") as fh:
