@@ -1,0 +1,229 @@
+"""Attention ablation runner (issue 5, item 7): train every config/train/ablation_*.yaml
+with the same backbone, data, schedule, seed and pair budget, evaluate each final
+checkpoint with siam-eval on the shared sequences, and write a markdown table.
+
+    OMP_NUM_THREADS=1 python -m siam_tracker_ros.evaluation.ablation            # all variants
+    python -m siam_tracker_ros.evaluation.ablation --only siamfc_light rasnet_light
+    python -m siam_tracker_ros.evaluation.ablation --report-only                # table from what is there
+
+Each variant trains in its own `siam-train` process (--no-val: the validation
+sequences are not looked at during training; the final checkpoint is the one
+evaluated, no model selection), into OUT/<variant>/; its last.pt is copied to
+OUT/checkpoints/<variant>.pt so siam-eval labels it by the variant name. The
+table is rewritten after every variant, so a run cut short still reports what
+finished. A variant already trained (OUT/<variant>/last.pt with the configured
+number of epochs) is not retrained unless --retrain.
+
+Columns: AUC (OPE success AUC), P@20 px, SR0.5, pairs seen (the trainer's count),
+train time (wall seconds of the siam-train process) and the change in AUC against
+the variant's plain baseline (config key ablation.baseline).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+DEFAULT_OUT = "work_dirs/ablation"
+DEFAULT_DOC = "docs/benchmarks/ablation.md"
+
+
+def variant_name(config_path: str) -> str:
+    base = os.path.splitext(os.path.basename(config_path))[0]
+    return base[len("ablation_"):] if base.startswith("ablation_") else base
+
+
+def load_variants(pattern: str, only: Optional[List[str]] = None) -> List[Dict[str, Any]]:
+    variants = []
+    for path in sorted(glob.glob(pattern)):
+        with open(path) as f:
+            cfg = yaml.safe_load(f)
+        name = variant_name(path)
+        if only and name not in only:
+            continue
+        abl = dict(cfg.get("ablation", {}))
+        variants.append({"name": name, "config": path, "cfg": cfg, "ablation": abl,
+                         "order": abl.get("order", 99)})
+    variants.sort(key=lambda v: (v["order"], v["name"]))
+    return variants
+
+
+def pair_budget(cfg: Dict[str, Any]) -> int:
+    t = cfg.get("train", {})
+    return int(t.get("epochs", 0)) * int(t.get("samples_per_epoch", 0))
+
+
+def read_log(run_dir: str) -> Dict[str, Any]:
+    path = os.path.join(run_dir, "log.csv")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return {}
+    last = rows[-1]
+    return {"epochs": int(float(last["epoch"])),
+            "pairs": sum(int(float(r.get("samples") or 0)) for r in rows),
+            "epoch_seconds": sum(float(r.get("seconds") or 0) for r in rows),
+            "final_loss": float(last.get("loss") or "nan")}
+
+
+def train_variant(v: Dict[str, Any], out: str, device: str, retrain: bool) -> Dict[str, Any]:
+    run_dir = os.path.join(out, v["name"])
+    info_path = os.path.join(run_dir, "ablation_run.json")
+    epochs = int(v["cfg"].get("train", {}).get("epochs", 0))
+    log = read_log(run_dir)
+    if not retrain and log.get("epochs") == epochs and os.path.isfile(os.path.join(run_dir, "last.pt")) \
+            and os.path.isfile(info_path):
+        with open(info_path) as f:
+            return json.load(f)
+    if os.path.isdir(run_dir):
+        shutil.rmtree(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    cmd = [sys.executable, "-m", "siam_tracker_ros.cli.train", "--config", v["config"], "--device", device,
+           "--no-val", "--no-progress", "--out", run_dir]
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    print(f"[ablation] training {v['name']}: {' '.join(cmd)}", flush=True)
+    t0 = time.time()
+    with open(os.path.join(run_dir, "train_stdout.log"), "w") as f:
+        rc = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    wall = time.time() - t0
+    if rc != 0:
+        raise RuntimeError(f"siam-train failed for {v['name']} (rc {rc}); see {run_dir}/train_stdout.log")
+    log = read_log(run_dir)
+    info = {"variant": v["name"], "config": v["config"], "train_wall_s": wall, **log,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with open(info_path, "w") as f:
+        json.dump(info, f, indent=1)
+    return info
+
+
+def evaluate(names: List[str], out: str, dataset: Optional[str], device: str) -> Dict[str, Any]:
+    """siam-eval on the final checkpoints (cached per tracker, so only new ones run)."""
+    ckpt_dir = os.path.join(out, "checkpoints")
+    os.makedirs(ckpt_dir, exist_ok=True)
+    specs = []
+    for n in names:
+        src = os.path.join(out, n, "last.pt")
+        dst = os.path.join(ckpt_dir, f"{n}.pt")
+        if os.path.isfile(src) and (not os.path.isfile(dst) or os.path.getmtime(dst) < os.path.getmtime(src)):
+            shutil.copy2(src, dst)
+        if os.path.isfile(dst):
+            specs.append(dst)
+    if not specs:
+        return {}
+    eval_out = os.path.join(out, "eval")
+    cmd = [sys.executable, "-m", "siam_tracker_ros.cli.eval", "--trackers", *specs, "--workers", "1",
+           "--threads", "1", "--device", device, "--out", eval_out, "--no-plots", "--quiet"]
+    if dataset:
+        cmd += ["--dataset", dataset]
+    print(f"[ablation] evaluating: {' '.join(cmd)}", flush=True)
+    subprocess.check_call(cmd)
+    with open(os.path.join(eval_out, "results.json")) as f:
+        return json.load(f)
+
+
+def _fmt(x, spec=".3f"):
+    return "n/a" if x is None else format(x, spec)
+
+
+def write_table(variants: List[Dict[str, Any]], runs: Dict[str, Dict[str, Any]], results: Dict[str, Any],
+                doc: str, command: str) -> str:
+    trackers = (results or {}).get("trackers", {})
+    auc = {n: trackers[n]["overall"].get("auc") for n in trackers}
+    seq_names = []
+    for n in trackers:
+        seq_names = sorted(trackers[n].get("sequences", {}))
+        break
+    budgets = sorted({pair_budget(v["cfg"]) for v in variants})
+    lines = ["# Attention ablation: light paper models vs plain baselines", "",
+             "Generated by `siam_tracker_ros/evaluation/ablation.py` (do not edit by hand).", "",
+             "Command:", "", "```bash", command, "```", "",
+             f"Machine: {platform.machine()} CPU ({os.cpu_count()} cores visible, shared with other jobs), "
+             f"torch threads 1 (OMP_NUM_THREADS=1), 1 data-loading worker, python {platform.python_version()}. "
+             f"Pair budget per variant: {', '.join(str(b) for b in budgets)} pairs "
+             "(same for every variant, fixed seed 0). Evaluation: siam-eval OPE on the shared "
+             "validation sequences, final checkpoint of each run (no validation during training, "
+             "no model selection).", "",
+             "| variant | family | attention | AUC | ΔAUC vs plain | P@20 | SR0.5 | pairs seen | train time |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for v in variants:
+        n, a = v["name"], v["ablation"]
+        r = runs.get(n, {})
+        o = trackers.get(n, {}).get("overall", {})
+        base = a.get("baseline")
+        delta = None
+        if base and auc.get(n) is not None and auc.get(base) is not None:
+            delta = auc[n] - auc[base]
+        t = r.get("train_wall_s")
+        lines.append(f"| {n} | {a.get('family', '')} | {a.get('attention', '')} | {_fmt(o.get('auc'))} | "
+                     f"{'(baseline)' if not base else ('n/a' if delta is None else format(delta, '+.3f'))} | "
+                     f"{_fmt(o.get('precision20'))} | {_fmt(o.get('sr50'))} | "
+                     f"{r.get('pairs', 'n/a')} | {'n/a' if t is None else f'{t / 60:.1f} min'} |")
+    if trackers and seq_names:
+        lines += ["", "Per sequence (AUC):", "",
+                  "| variant | " + " | ".join(seq_names) + " |",
+                  "|---|" + "---|" * len(seq_names)]
+        for v in variants:
+            seqs = trackers.get(v["name"], {}).get("sequences", {})
+            if seqs:
+                lines.append(f"| {v['name']} | " + " | ".join(_fmt(seqs.get(s, {}).get("auc")) for s in seq_names) + " |")
+    lines += ["", "Final training loss (last epoch mean; losses differ between families, compare within one):", ""]
+    for v in variants:
+        r = runs.get(v["name"], {})
+        if r:
+            lines.append(f"- {v['name']}: {_fmt(r.get('final_loss'), '.4f')} after {r.get('epochs')} epochs "
+                         f"({_fmt(r.get('epoch_seconds'), '.0f')} s in epochs)")
+    os.makedirs(os.path.dirname(doc) or ".", exist_ok=True)
+    text = "\n".join(lines) + "\n"
+    with open(doc, "w") as f:
+        f.write(text)
+    return text
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", default="config/train/ablation_*.yaml", help="glob of the variant configs")
+    ap.add_argument("--only", nargs="+", help="only these variants (names without 'ablation_')")
+    ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--doc", default=DEFAULT_DOC, help="markdown table to write")
+    ap.add_argument("--dataset", default=None, help="evaluation sequences (siam-eval's default: ../shared/data/sequences)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--retrain", action="store_true", help="train again even where a finished run exists")
+    ap.add_argument("--report-only", action="store_true", help="train nothing, evaluate what is there")
+    args = ap.parse_args(argv)
+    all_variants = load_variants(args.configs)
+    todo = [v for v in all_variants if not args.only or v["name"] in args.only]
+    if not todo:
+        print(f"no ablation configs match {args.configs}", file=sys.stderr)
+        return 2
+    command = "OMP_NUM_THREADS=1 python -m siam_tracker_ros.evaluation.ablation"
+    runs: Dict[str, Dict[str, Any]] = {}
+    for v in all_variants:
+        p = os.path.join(args.out, v["name"], "ablation_run.json")
+        if os.path.isfile(p):
+            with open(p) as f:
+                runs[v["name"]] = json.load(f)
+    results: Dict[str, Any] = {}
+    for v in todo:
+        if not args.report_only:
+            runs[v["name"]] = train_variant(v, args.out, args.device, args.retrain)
+        results = evaluate([x["name"] for x in all_variants if x["name"] in runs], args.out,
+                           args.dataset, args.device) or results
+        print(write_table(all_variants, runs, results, args.doc, command), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

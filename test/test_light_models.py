@@ -1,0 +1,195 @@
+"""Light configurations of the paper models (config/models/*_light.yaml) and the
+attention ablation configs (config/train/ablation_*.yaml).
+
+- the MobileNetV3 multi-level backbone returns exactly the intermediate
+  features of NanoTrack v2's backbone (same weights, same names), so
+  `init: {only: [backbone]}` from nanotrackv2.pth fills every backbone tensor;
+- each light model: stride 16, 9x9 maps, its attention modules present;
+- the attention switches remove the modules (plain ablation baselines);
+- the two-part ONNX export of each light model matches PyTorch;
+- the ablation configs differ only in model / loss / name (same data, schedule,
+  seed, init, pair budget) and each attention variant names an existing baseline.
+(test_model_zoo.py runs every light model on real frames.)
+"""
+from __future__ import annotations
+
+import copy
+import glob
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from siam_tracker_ros.core.models import registry
+from siam_tracker_ros.core.models.backbones import MOBILENET_LEVELS, multi_level_backbone
+from siam_tracker_ros.core.models.mobilenetv3 import mobilenetv3_small_nanotrack
+
+ROOT = Path(__file__).resolve().parent.parent
+LIGHT = ("rasnet_light", "ta_asiam_light", "siamcan_light", "siamaf_msa_light")
+NANO_WEIGHTS = ROOT.parent / "shared" / "weights" / "nanotrack_v2" / "nanotrackv2.pth"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _build(name, **overrides):
+    torch.manual_seed(0)
+    cfg = registry.load_model_config(name)
+    cfg["model"].update(overrides)
+    return cfg, registry.build_model(cfg["model"]).eval()
+
+
+def test_multi_level_mobilenet_is_nanotracks_backbone_cut_at_its_stages():
+    full = mobilenetv3_small_nanotrack().eval()
+    multi = multi_level_backbone("mobilenetv3", [3, 4]).eval()
+    missing, unexpected = multi.load_state_dict(full.state_dict(), strict=True)
+    assert not missing and not unexpected
+    x = torch.rand(1, 3, 127, 127) * 255
+    with torch.no_grad():
+        f3, f4 = multi(x)
+        ref3 = full.features[:MOBILENET_LEVELS[3] + 1](x)
+        ref4 = full(x)
+    assert multi.out_channels == [40, 48] and multi.stride == 16
+    assert f3.shape == (1, 40, 8, 8) and f4.shape == (1, 48, 8, 8)
+    assert torch.allclose(f3, ref3) and torch.allclose(f4, ref4)
+    # Level 3 alone builds only up to its block (features[0..6]).
+    only3 = multi_level_backbone("mobilenetv3", [3])
+    assert len(only3.features) == MOBILENET_LEVELS[3] + 1
+
+
+def test_mobilenet_rejects_levels_it_does_not_have():
+    with pytest.raises(ValueError, match="levels"):
+        multi_level_backbone("mobilenetv3", [2, 3, 4])
+    with pytest.raises(ValueError, match="unknown backbone"):
+        multi_level_backbone("vgg", [3])
+
+
+@pytest.mark.parametrize("name", LIGHT)
+def test_light_model_shapes_and_backbone_names(name):
+    cfg, model = _build(name)
+    assert model.stride == 16
+    z = torch.rand(1, 3, 127, 127) * 255
+    x = torch.rand(2, 3, 255, 255) * 255
+    with torch.no_grad():
+        out = model.track(model.template(z), x)
+    maps = [v for v in out.values() if torch.is_tensor(v)]
+    assert maps and all(tuple(v.shape[-2:]) == (9, 9) and v.shape[0] == 2 for v in maps)
+    if hasattr(model, "score_size"):
+        assert model.score_size == 9
+    # Every backbone tensor has a same-shaped twin in NanoTrack v2's model: the
+    # `only: [backbone]` init fills them all.
+    nano = {k: v.shape for k, v in registry.build_model({"type": "nanotrack"}).state_dict().items()}
+    own = {k: v.shape for k, v in model.state_dict().items() if k.startswith("backbone.")}
+    assert own and all(k in nano and nano[k] == s for k, s in own.items())
+
+
+@pytest.mark.skipif(not NANO_WEIGHTS.is_file(), reason=f"NanoTrack v2 weights not found at {NANO_WEIGHTS}")
+@pytest.mark.parametrize("name", LIGHT)
+def test_backbone_init_from_nanotrack_v2(name):
+    from siam_tracker_ros.train.loop import init_weights
+    cfg, model = _build(name)
+    msgs = []
+    with pytest.warns(UserWarning):    # the heads do not fit NanoTrack's: reported, not loaded
+        init_weights(model, cfg, {"path": str(NANO_WEIGHTS), "format": "nanotrack_v2", "only": ["backbone"]},
+                     log=msgs.append)
+    n_backbone = sum(1 for k in model.state_dict() if k.startswith("backbone."))
+    assert msgs and msgs[0].startswith(f"init: {n_backbone}/")
+    nano = registry.load_weights_file(str(NANO_WEIGHTS), {"model": {"type": "nanotrack"},
+                                                          "weights_format": "nanotrack_v2"})
+    for k, v in model.state_dict().items():
+        if k.startswith("backbone."):
+            assert torch.equal(v, nano[k]), k
+
+
+def test_attention_switches_give_plain_models():
+    _, can = _build("siamcan_light", attention=False)
+    names = [n for n, _ in can.named_modules()]
+    assert not any("cross_attention" in n or n.endswith(".spatial") for n in names)
+    _, sae = _build("siamaf_msa_light", sae=False)
+    assert not any(n.startswith("sae") for n, _ in sae.named_modules())
+    _, full = _build("siamaf_msa_light")
+    # Same parameters outside the SAE blocks: the plain model is the attention model minus SAE.
+    plain_keys = set(sae.state_dict())
+    assert plain_keys == {k for k in full.state_dict() if not k.startswith("sae.")}
+    _, ta = _build("ta_asiam_light", channel_attention=False, spatial_attention=False)
+    z = torch.rand(1, 3, 127, 127) * 255
+    x = torch.rand(1, 3, 255, 255) * 255
+    with torch.no_grad():
+        for m in (can, sae, ta):
+            out = m.track(m.template(z), x)
+            assert torch.isfinite(out["cls"]).all() and torch.isfinite(out["loc"]).all()
+    # Ta-ASiam's branch helper knows the MobileNetV3 stages (features[4:7], [7:9]).
+    _, ta_att = _build("ta_asiam_light")
+    assert len(ta_att.branch_modules(3)["backbone"]) == 3 and len(ta_att.branch_modules(4)["backbone"]) == 2
+
+
+@pytest.mark.parametrize("name", LIGHT)
+def test_light_model_onnx_export_matches_torch(name, tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from siam_tracker_ros.core.engines import export
+    cfg, model = _build(name)
+    _, meta = export.ensure_exported(model, cfg, directory=str(tmp_path / name), verify=True)
+    report = meta["verify"]
+    assert report and all(v["rel"] <= 1e-3 for v in report.values()), report
+
+
+# ---------------------------------------------------------------------------- ablation configs
+
+ABLATION = sorted(glob.glob(str(ROOT / "config" / "train" / "ablation_*.yaml")))
+
+
+def _shared_part(cfg):
+    c = copy.deepcopy(cfg)
+    for k in ("name", "model", "ablation"):
+        c.pop(k, None)
+    c["train"].pop("loss", None)
+    return c
+
+
+def test_ablation_configs_share_everything_but_the_model():
+    assert len(ABLATION) >= 5
+    cfgs = {os.path.basename(p): yaml.safe_load(open(p)) for p in ABLATION}
+    shared = {k: _shared_part(c) for k, c in cfgs.items()}
+    first = next(iter(shared.values()))
+    for k, s in shared.items():
+        assert s == first, f"{k} differs from the other ablation configs outside model/loss"
+    assert first["init"]["only"] == ["backbone"] and first["init"]["format"] == "nanotrack_v2"
+    assert first["val"] == {"enabled": False}
+    assert all("shared/data/sequences" not in str(d["root"]) for d in first["data"]["datasets"])
+    from siam_tracker_ros.evaluation.ablation import load_variants
+    variants = {v["name"]: v for v in load_variants(str(ROOT / "config" / "train" / "ablation_*.yaml"))}
+    for v in variants.values():
+        base = v["ablation"].get("baseline")
+        if v["ablation"].get("role") == "attention":
+            assert base in variants, (v["name"], base)
+            assert variants[base]["ablation"]["family"] == v["ablation"]["family"]
+            assert v["cfg"]["train"]["loss"] == variants[base]["cfg"]["train"]["loss"]
+    # Every variant's model builds (inline baselines included) at stride 16.
+    for v in variants.values():
+        from siam_tracker_ros.train.loop import resolve_model_config
+        model = registry.build_model(resolve_model_config(v["cfg"]["model"])["model"])
+        assert model.stride == 16
+
+
+def test_ablation_table_reports_delta_against_the_baseline(tmp_path):
+    from siam_tracker_ros.evaluation.ablation import write_table
+    variants = [{"name": "plain", "cfg": {"train": {"epochs": 2, "samples_per_epoch": 8}},
+                 "ablation": {"family": "f", "attention": "none"}},
+                {"name": "att", "cfg": {"train": {"epochs": 2, "samples_per_epoch": 8}},
+                 "ablation": {"family": "f", "attention": "x", "baseline": "plain"}}]
+    results = {"trackers": {
+        "plain": {"overall": {"auc": 0.5, "precision20": 0.6, "sr50": 0.55}, "sequences": {"s": {"auc": 0.5}}},
+        "att": {"overall": {"auc": 0.45, "precision20": 0.5, "sr50": 0.4}, "sequences": {"s": {"auc": 0.45}}}}}
+    runs = {"plain": {"pairs": 16, "train_wall_s": 60.0}, "att": {"pairs": 16, "train_wall_s": 90.0}}
+    text = write_table(variants, runs, results, str(tmp_path / "a.md"), "cmd")
+    row = next(l for l in text.splitlines() if l.startswith("| att |"))
+    assert "-0.050" in row and "| 16 |" in row and "1.5 min" in row
+    assert "(baseline)" in next(l for l in text.splitlines() if l.startswith("| plain |"))
