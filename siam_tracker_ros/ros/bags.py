@@ -4,6 +4,21 @@
 - `write_image_bag(...)`: frames -> sensor_msgs/Image messages in a new bag.
 - `read_image_bag(path)`: (topic, log time, raw CDR, deserialised Image) per message.
 - `typestore()`: ROS 2 Kilted types plus this project's messages (siam_tracker_msgs).
+- `find_sequence(path)`: a video, an image folder or a labelled sequence folder
+  (``NAME/img/*.jpg`` + ``groundtruth.txt`` / ``groundtruth_rect.txt``: the shared
+  and OTB layouts; ``NAME/*.jpg`` + ``groundtruth.txt`` [+ ``absence.label`` /
+  ``cover.label``]: GOT-10k and VOT) -> frames source and ground truth.
+- Ground truth in a bag: siam_tracker_msgs/TrackedObject on `/groundtruth`, one per
+  frame that has an annotation row, header = that image's header (same stamp and
+  frame_id), state TRACKING with the box as the annotation file gives it (no pixel
+  origin shift: the evaluation toolkits apply none; OTB files count from 1), or
+  state LOST and a zero box where the row is invalid (NaN, zero size) or the
+  dataset flags the target absent. score 1 (0 when absent), image size filled.
+- Init in a bag: siam_tracker_msgs/TargetInit on `/siam_tracker/init` (the node's
+  `~/init`), header = the first frame's header, logged at that frame's log time
+  right after it, so a replay into the node is self-contained.
+- `read_track_bag(path)`: image stamps, ground truth, init and results of a bag.
+- `score(...)`: the benchmark metrics (evaluation.metrics) of results vs ground truth.
 """
 from __future__ import annotations
 
@@ -14,7 +29,8 @@ import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -25,6 +41,14 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 STORAGE = ("sqlite3", "mcap")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+TRACKED_OBJECT_TYPE = "siam_tracker_msgs/msg/TrackedObject"
+TRACKED_OBJECT_ARRAY_TYPE = "siam_tracker_msgs/msg/TrackedObjectArray"
+TARGET_INIT_TYPE = "siam_tracker_msgs/msg/TargetInit"
+GROUNDTRUTH_TOPIC = "/groundtruth"
+INIT_TOPIC = "/siam_tracker/init"
+RESULTS_TOPIC = "/siam_tracker/tracked_object"
+DEFAULT_START_NS = 1_700_000_000_000_000_000
+STATE_IDLE, STATE_TRACKING, STATE_LOST = 0, 1, 2     # TrackedObject.STATE_*
 
 
 def msg_dirs():
@@ -140,20 +164,82 @@ def new_writer(path: str, storage: str = "sqlite3", overwrite: bool = False):
     return Writer(path, version=9, storage_plugin=_storage_plugin(storage))
 
 
+def _header(store, stamp_ns: int, frame_id: str):
+    Header = store.types["std_msgs/msg/Header"]
+    Time = store.types["builtin_interfaces/msg/Time"]
+    return Header(stamp=Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
+                  frame_id=frame_id)
+
+
+def valid_box(box) -> bool:
+    b = np.asarray(box, dtype=np.float64).reshape(-1)
+    return b.size == 4 and bool(np.all(np.isfinite(b))) and b[2] > 0 and b[3] > 0
+
+
+def tracked_object_message(store, header, target_id: int, state: int, box, score: float,
+                           image_width: int, image_height: int, latency: float = 0.0, clip: bool = True):
+    """A rosbags TrackedObject as the node fills it (siam_tracker_ros/ros/messages.py): box
+    (clipped to the image when `clip`) and normalised centre only in state TRACKING, else zero."""
+    from ..core import geometry
+    TrackedObject = store.types[TRACKED_OBJECT_TYPE]
+    x = y = w = h = cx = cy = 0.0
+    if state == STATE_TRACKING and box is not None:
+        x, y, w, h = (float(v) for v in (geometry.clip_box(box, image_width, image_height) if clip else box))
+        cx = 2.0 * (x + w / 2.0) / image_width - 1.0
+        cy = 2.0 * (y + h / 2.0) / image_height - 1.0
+    score = float(np.clip(score, 0.0, 1.0)) if state != STATE_IDLE else 0.0
+    f32 = lambda v: float(np.float32(v))  # noqa: E731 - what the float32 fields hold
+    return TrackedObject(header=header, target_id=int(target_id), state=int(state), x=f32(x), y=f32(y),
+                         width=f32(w), height=f32(h), score=f32(score), center_x_norm=f32(cx),
+                         center_y_norm=f32(cy), image_width=int(image_width), image_height=int(image_height),
+                         latency=f32(latency))
+
+
+def target_init_message(store, header, target_id: int, box):
+    TargetInit = store.types[TARGET_INIT_TYPE]
+    x, y, w, h = (float(np.float32(v)) for v in box)
+    return TargetInit(header=header, target_id=int(target_id), x=x, y=y, width=w, height=h)
+
+
 def write_image_bag(path: str, frames: Iterable[np.ndarray], fps: float, topic: str = "/camera/image_raw",
                     frame_id: str = "camera", encoding: str = "bgr8", storage: str = "sqlite3",
-                    start_ns: int = 1_700_000_000_000_000_000, overwrite: bool = False) -> int:
-    """Frames -> sensor_msgs/Image at `fps` (header stamp = log time = start + i / fps). Returns the count."""
+                    start_ns: int = DEFAULT_START_NS, overwrite: bool = False,
+                    groundtruth: Optional[np.ndarray] = None, absent: Optional[np.ndarray] = None,
+                    groundtruth_topic: str = GROUNDTRUTH_TOPIC, init_box: Optional[Sequence[float]] = None,
+                    init_topic: str = INIT_TOPIC, target_id: int = 1) -> int:
+    """Frames -> sensor_msgs/Image at `fps` (header stamp = log time = start + i / fps). Returns the count.
+
+    `groundtruth` (N x 4, x y w h, NaN rows allowed) and `absent` (N flags): a TrackedObject on
+    `groundtruth_topic` for each frame with a row (see the module docstring). `init_box`: a
+    TargetInit for the first frame on `init_topic`."""
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
+    if init_box is not None and not valid_box(init_box):
+        raise ValueError(f"init box must be finite with a positive size, got {list(init_box)}")
+    gt = None if groundtruth is None else np.asarray(groundtruth, dtype=np.float64).reshape(-1, 4)
+    flags = None if absent is None else np.asarray(absent, dtype=bool).reshape(-1)
     store = typestore()
     count = 0
     with new_writer(path, storage, overwrite) as writer:
         conn = writer.add_connection(topic, IMAGE_TYPE, typestore=store)
+        gt_conn = (writer.add_connection(groundtruth_topic, TRACKED_OBJECT_TYPE, typestore=store)
+                   if gt is not None and len(gt) else None)
+        init_conn = writer.add_connection(init_topic, TARGET_INIT_TYPE, typestore=store) \
+            if init_box is not None else None
         for i, frame in enumerate(frames):
             stamp = start_ns + int(round(i * 1e9 / fps))
             msg = image_message(store, frame, stamp, frame_id, encoding)
             writer.write(conn, stamp, store.serialize_cdr(msg, IMAGE_TYPE))
+            if i == 0 and init_conn is not None:
+                init = target_init_message(store, msg.header, target_id, init_box)
+                writer.write(init_conn, stamp, store.serialize_cdr(init, TARGET_INIT_TYPE))
+            if gt_conn is not None and i < len(gt):
+                is_absent = (flags is not None and i < len(flags) and bool(flags[i])) or not valid_box(gt[i])
+                obj = tracked_object_message(
+                    store, msg.header, target_id, STATE_LOST if is_absent else STATE_TRACKING,
+                    None if is_absent else gt[i], 0.0 if is_absent else 1.0,
+                    frame.shape[1], frame.shape[0], clip=False)
+                writer.write(gt_conn, stamp, store.serialize_cdr(obj, TRACKED_OBJECT_TYPE))
             count += 1
     if count == 0:
         raise ValueError("no frames to write")
@@ -170,3 +256,206 @@ def read_image_bag(path: str, topic: Optional[str] = None):
             raise ValueError(f"{path}: no {IMAGE_TYPE} messages" + (f" on {topic}" if topic else ""))
         for conn, timestamp, raw in reader.messages(connections=conns):
             yield conn.topic, timestamp, raw, store.deserialize_cdr(raw, IMAGE_TYPE)
+
+
+def read_bag_messages(path: str, topics: Optional[Sequence[str]] = None):
+    """Yield (connection, log time ns, raw CDR) of a bag in log-time order; at equal log times
+    images come first (an init logged at its frame's time follows that frame)."""
+    from rosbags.rosbag2 import Reader
+    with Reader(path) as reader:
+        conns = [c for c in reader.connections if topics is None or c.topic in topics]
+        group: List[tuple] = []
+        for conn, timestamp, raw in reader.messages(connections=conns):
+            if group and group[0][1] != timestamp:
+                yield from sorted(group, key=lambda m: m[0].msgtype != IMAGE_TYPE)
+                group = []
+            group.append((conn, timestamp, raw))
+        yield from sorted(group, key=lambda m: m[0].msgtype != IMAGE_TYPE)
+
+
+def bag_topics(path: str) -> Dict[str, str]:
+    """{topic: message type} of a bag."""
+    from rosbags.rosbag2 import Reader
+    with Reader(path) as reader:
+        return {c.topic: c.msgtype for c in reader.connections}
+
+
+def image_topic_of(path: str, topic: Optional[str] = None) -> str:
+    """`topic`, checked, or the bag's only sensor_msgs/Image topic."""
+    topics = bag_topics(path)
+    images = sorted(t for t, m in topics.items() if m == IMAGE_TYPE)
+    if topic:
+        if topics.get(topic) != IMAGE_TYPE:
+            raise ValueError(f"{path}: no {IMAGE_TYPE} topic {topic} (image topics: {images or 'none'})")
+        return topic
+    if len(images) != 1:
+        raise ValueError(f"{path}: {len(images)} image topics ({', '.join(images) or 'none'}): pick one with "
+                         "--image-topic")
+    return images[0]
+
+
+# --------------------------------------------------------------------------- sequences
+@dataclass
+class SequenceSource:
+    """Where the frames and the ground truth of an input are."""
+    frames: str                          # video file or image folder
+    groundtruth: Optional[str] = None    # annotation file (x,y,w,h / polygon rows)
+    absent: Optional[np.ndarray] = None  # per-frame absent flags (GOT-10k labels)
+    layout: str = "video"                # video | images | sequence
+
+
+def find_sequence(path: str) -> SequenceSource:
+    """A video file, an image folder, or a labelled sequence folder: ``img/`` (or VOT's
+    ``color/``) holding the images, else the folder itself; ``groundtruth.txt`` or
+    ``groundtruth_rect.txt`` beside them; GOT-10k ``absence.label`` (1 = absent) and
+    ``cover.label`` (0 = fully covered) give absent frames."""
+    if os.path.isfile(path):
+        return SequenceSource(path)
+    if not os.path.isdir(path):
+        raise ValueError(f"no such video file or image folder: {path}")
+    frames = path
+    for sub in ("img", "color"):
+        folder = os.path.join(path, sub)
+        if os.path.isdir(folder) and _image_files(folder):
+            frames = folder
+            break
+    gt = next((os.path.join(path, n) for n in ("groundtruth.txt", "groundtruth_rect.txt")
+               if os.path.isfile(os.path.join(path, n))), None)
+    absent = None
+    if gt is not None:
+        from ..evaluation.datasets import read_flags
+        flags = []
+        if os.path.isfile(os.path.join(path, "absence.label")):
+            flags.append(read_flags(os.path.join(path, "absence.label")) == 1)
+        if os.path.isfile(os.path.join(path, "cover.label")):
+            flags.append(read_flags(os.path.join(path, "cover.label")) == 0)
+        if flags:
+            n = min(len(f) for f in flags)
+            absent = np.logical_or.reduce([f[:n] for f in flags])
+    return SequenceSource(frames, gt, absent, "sequence" if gt else "images")
+
+
+def read_groundtruth(path: str) -> np.ndarray:
+    """An annotation file -> (N, 4) x, y, w, h (the evaluation readers' parser: commas, spaces
+    or tabs; VOT polygons -> their bounding rectangle; NaN rows for 'no target')."""
+    from ..evaluation.datasets import read_boxes
+    boxes = read_boxes(path)
+    if len(boxes) == 0:
+        raise ValueError(f"{path}: no annotation rows")
+    return boxes
+
+
+# --------------------------------------------------------------------------- reading for eval
+@dataclass
+class ObjectRecord:
+    state: int
+    box: np.ndarray          # x, y, w, h (zeros unless TRACKING)
+    score: float
+    latency: float = 0.0
+
+
+@dataclass
+class TrackBag:
+    """What a bag holds for tracking and scoring (all keyed by header stamp, ns)."""
+    image_topic: Optional[str] = None
+    stamps: List[int] = field(default_factory=list)                    # images, bag order
+    sizes: Dict[int, Tuple[int, int]] = field(default_factory=dict)    # stamp -> (w, h)
+    groundtruth: Dict[int, np.ndarray] = field(default_factory=dict)   # NaN box where absent
+    inits: List[Tuple[int, np.ndarray, int]] = field(default_factory=list)   # (stamp, box, id)
+    results: Dict[int, Dict[int, ObjectRecord]] = field(default_factory=dict)  # id -> stamp -> last
+
+    def init_for(self, target_id: Optional[int] = None):
+        """(stamp, box, id) of the first init of `target_id` (any id when None)."""
+        for init in self.inits:
+            if target_id is None or init[2] == target_id:
+                return init
+        return None
+
+
+def stamp_of(header) -> int:
+    """Header stamp in ns."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def _record(msg) -> ObjectRecord:
+    return ObjectRecord(int(msg.state), np.array([msg.x, msg.y, msg.width, msg.height], dtype=np.float64),
+                        float(msg.score), float(msg.latency))
+
+
+def read_track_bag(path: str, image_topic: Optional[str] = None, groundtruth_topic: str = GROUNDTRUTH_TOPIC,
+                   init_topic: Optional[str] = None, results_topic: Optional[str] = RESULTS_TOPIC,
+                   target_id: Optional[int] = None) -> TrackBag:
+    """Image stamps and sizes, ground truth, inits (any TargetInit topic unless `init_topic`)
+    and results (TrackedObject or TrackedObjectArray on `results_topic`; the last message per
+    target and stamp wins) of a bag. Ground truth of `target_id` only when given."""
+    store = typestore()
+    topics = bag_topics(path)
+    if image_topic is None:
+        images = [t for t, m in topics.items() if m == IMAGE_TYPE]
+        if len(images) > 1:
+            raise ValueError(f"{path}: several image topics ({', '.join(sorted(images))}): pick one")
+        image_topic = images[0] if images else None
+    wanted = {t for t in (image_topic, groundtruth_topic, results_topic) if t and t in topics}
+    wanted |= {t for t, m in topics.items() if m == TARGET_INIT_TYPE and (init_topic is None or t == init_topic)}
+    out = TrackBag(image_topic=image_topic)
+    for conn, _, raw in read_bag_messages(path, sorted(wanted)):
+        msg = store.deserialize_cdr(raw, conn.msgtype)
+        if conn.topic == image_topic:
+            stamp = stamp_of(msg.header)
+            out.stamps.append(stamp)
+            out.sizes[stamp] = (int(msg.width), int(msg.height))
+        elif conn.msgtype == TARGET_INIT_TYPE:
+            out.inits.append((stamp_of(msg.header), np.array([msg.x, msg.y, msg.width, msg.height],
+                                                            dtype=np.float64), int(msg.target_id)))
+        elif conn.topic == groundtruth_topic and conn.msgtype == TRACKED_OBJECT_TYPE:
+            if target_id is not None and msg.target_id != target_id:
+                continue
+            box = np.array([msg.x, msg.y, msg.width, msg.height], dtype=np.float64)
+            out.groundtruth[stamp_of(msg.header)] = box if msg.state == STATE_TRACKING else np.full(4, np.nan)
+        elif conn.topic == results_topic:
+            objects = msg.objects if conn.msgtype == TRACKED_OBJECT_ARRAY_TYPE else [msg]
+            for obj in objects:
+                out.results.setdefault(int(obj.target_id), {})[stamp_of(obj.header)] = _record(obj)
+    return out
+
+
+def score(groundtruth: Dict[int, np.ndarray], results: Dict[int, ObjectRecord],
+          init: Optional[Tuple[int, np.ndarray, int]] = None, order: Optional[Sequence[int]] = None) -> Dict:
+    """OPE metrics (evaluation.metrics.sequence_metrics, absent frames excluded) of one
+    target's results against the ground truth, over the frames with a ground-truth message
+    from the init frame on (all when no init), in `order` (else by stamp).
+
+    As the benchmark toolkits record it, the init frame's prediction is the init box. On the
+    other frames the box a consumer gets: TRACKING -> the box; LOST or IDLE -> the zero box the
+    node publishes (a failure); no result for the frame (dropped) -> a failure, counted."""
+    from ..evaluation import metrics
+    stamps = [s for s in (order if order is not None else sorted(groundtruth)) if s in groundtruth]
+    if init is not None:
+        stamps = [s for s in stamps if s >= init[0]]
+    if not stamps:
+        raise ValueError("no ground-truth frames to score" + (" at or after the init" if init else ""))
+    pred = np.zeros((len(stamps), 4))
+    counts = {"frames": len(stamps), "missing": 0, "lost": 0, "idle": 0, "tracking": 0}
+    for i, s in enumerate(stamps):
+        if init is not None and s == init[0]:
+            pred[i] = init[1]
+            continue
+        r = results.get(s)
+        if r is None:
+            counts["missing"] += 1
+        elif r.state == STATE_TRACKING:
+            pred[i] = r.box
+            counts["tracking"] += 1
+        else:
+            counts["lost" if r.state == STATE_LOST else "idle"] += 1
+    gt = np.stack([groundtruth[s] for s in stamps])
+    absent = ~metrics.valid_gt_mask(gt)
+    m = metrics.sequence_metrics(pred, gt, absent)
+    out = {k: float(m[k]) for k in ("auc", "precision20", "norm_precision20", "success50", "ao", "sr50", "sr75")}
+    out.update(counts)
+    out["absent_frames"] = int(absent.sum())
+    out["success_curve"] = [float(v) for v in m["success_curve"]]
+    out["precision_curve"] = [float(v) for v in m["precision_curve"]]
+    out["boxes"] = pred.tolist()
+    out["stamps"] = list(stamps)
+    return out
