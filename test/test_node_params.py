@@ -2,6 +2,7 @@
 import os
 import py_compile
 
+import numpy as np
 import pytest
 import yaml
 
@@ -78,23 +79,52 @@ def test_unknown_choice_is_rejected():
     assert "best_effort" in params.check_value("qos.reliability", "sometimes")
 
 
+def test_node_thresholds_default_to_the_supervisors():
+    """lost_threshold / recover_threshold map onto the supervisor; their defaults are its."""
+    from siam_tracker_ros.core.tracking.monitor import SUPERVISOR_DEFAULTS
+    from siam_tracker_ros.ros import targets
+    mapped = targets.supervisor_params_from(params.defaults())
+    assert set(mapped) == set(targets.NODE_TO_SUPERVISOR.values())
+    for node_name, key in targets.NODE_TO_SUPERVISOR.items():
+        assert params.PARAMS_BY_NAME[node_name].default == SUPERVISOR_DEFAULTS[key], node_name
+    extra = targets.extra_supervisor_params()
+    assert not set(extra) & set(mapped) and set(extra) | set(mapped) <= set(SUPERVISOR_DEFAULTS)
+
+
 def test_runtime_changes_reach_the_running_node(rclpy_context):
-    """Thresholds and the cache size change without a restart; restart-only ones are refused."""
+    """Thresholds, supervisor and tracker hyper-parameters and the cache size change without a
+    restart; reload-only ones are refused with the reason."""
     from rclpy.parameter import Parameter
 
     from siam_tracker_ros.ros.tracker_node import TrackerNode
     node = TrackerNode(context=rclpy_context)
     try:
-        assert node.tracker.lost_threshold == params.PARAMS_BY_NAME["lost_threshold"].default
+        sup = node.targets.mt.supervisor_params
+        assert sup["score_lost"] == params.PARAMS_BY_NAME["lost_threshold"].default
+        assert node.has_parameter("supervisor.lost_frames") and node.has_parameter("tracker.penalty_k")
         results = node.set_parameters([Parameter("lost_threshold", value=0.55),
+                                       Parameter("recover_threshold", value=0.25),
+                                       Parameter("supervisor.lost_frames", value=5),
+                                       Parameter("tracker.penalty_k", value=0.3),
                                        Parameter("frame_cache_size", value=4),
                                        Parameter("publish_debug_image", value=False)])
-        assert all(r.successful for r in results)
-        assert node.tracker.lost_threshold == 0.55
+        assert all(r.successful for r in results), [r.reason for r in results]
+        sup = node.targets.mt.supervisor_params
+        assert (sup["score_lost"], sup["recover_below"], sup["lost_frames"]) == (0.55, 0.25, 5)
+        assert node._tracker_params["penalty_k"] == 0.3
+        # every target's tracker shares that dict: a new target gets the changed value too
+        clip = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        node.targets.add(1, clip, [40, 40, 30, 30])
+        assert node.targets.mt.tracker(1).params["penalty_k"] == 0.3
+        assert node.targets.mt.supervisor(1).params["score_lost"] == 0.55
         assert node._cache.frames.maxlen == 4 and node.values["publish_debug_image"] is False
-        for name, value in (("qos.depth", 5), ("device", "cpu"), ("lost_threshold", -0.1)):
-            assert not node.set_parameters([Parameter(name, value=value)])[0].successful, name
-        assert node.tracker.lost_threshold == 0.55
+        for name, value in (("qos.depth", 5), ("device", "cpu"), ("lost_threshold", -0.1),
+                            ("supervisor.lost_frames", 0)):
+            r = node.set_parameters([Parameter(name, value=value)])[0]
+            assert not r.successful and r.reason, name
+        r = node.set_parameters([Parameter("model", value="siamfc")])[0]
+        assert not r.successful and "read-only" in r.reason.lower()
+        assert node.targets.mt.supervisor_params["score_lost"] == 0.55
     finally:
         node.stop_worker()
         node.destroy_node()

@@ -68,6 +68,28 @@ def draw_track_overlay(image: np.ndarray, state: TrackState, box: Optional[Seque
     return draw_label(image, label, colour)
 
 
+def draw_targets_overlay(image: np.ndarray, entries) -> np.ndarray:
+    """Every target of a frame: `entries` = [(target_id, state, box, score)]; a box and
+    'id score' label per TRACKING target, and a summary line (in place)."""
+    if not entries:
+        return draw_label(image, STATE_NAMES[TrackState.IDLE], STATE_COLOURS[TrackState.IDLE])
+    if len(entries) == 1:
+        target_id, state, box, score = entries[0]
+        return draw_track_overlay(image, state, box, score, text=f"id {target_id}")
+    parts = []
+    for target_id, state, box, score in entries:
+        state = TrackState(state)
+        colour = STATE_COLOURS[state]
+        if box is not None and state == TrackState.TRACKING:
+            x, y, w, h = (float(v) for v in box)
+            cv2.rectangle(image, (int(round(x)), int(round(y))), (int(round(x + w)), int(round(y + h))),
+                          colour, 2)
+            draw_label(image, f"{target_id} {score:.2f}", colour,
+                       origin=(int(round(x)), max(14, int(round(y)) - 4)))
+        parts.append(f"{target_id}:{STATE_NAMES[state][0]}")
+    return draw_label(image, " ".join(parts), (255, 255, 255))
+
+
 def draw_label(image: np.ndarray, text: str, colour, origin=(8, 22)) -> np.ndarray:
     """Text with a dark outline, readable on any background (in place)."""
     cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
