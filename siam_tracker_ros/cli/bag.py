@@ -10,8 +10,10 @@
         init -> siam_tracker_msgs/TargetInit for the first frame on /siam_tracker/init.
     siam-bag replay BAG [--rate 1.0] [--lockstep TOPIC] [--loop] [--record OUT_BAG]
         publishes a bag into the ROS graph (for machines without `ros2 bag play`).
-    siam-bag eval BAG [--model default] [--no-supervisor] [--results-bag OUT] [--metrics-json F]
-        the tracker over the bag offline (no ROS graph): results bag + metrics with ground truth.
+    siam-bag eval BAG [--model default] [--params-file config/tracker.yaml] [-p NAME=VALUE]
+             [--no-supervisor] [--results-bag OUT] [--metrics-json F]
+        the tracker over the bag offline (no ROS graph), with the node's target supervisor and
+        thresholds: results bag + metrics when the bag has ground truth.
     siam-bag score RESULTS_BAG [--groundtruth-bag BAG]
         metrics of a results bag (e.g. recorded from the live node) against ground truth.
     siam-bag info BAG
@@ -90,10 +92,15 @@ def replay(args) -> int:
 def evaluate(args) -> int:
     from ..ros import bag_eval
     results_bag = None if args.no_results_bag else (args.results_bag or args.bag.rstrip("/") + "_results")
+    if args.no_supervisor:
+        sup_params = None
+    else:
+        sup_params = bag_eval.node_supervisor_params(args.params_file, overrides=bag_eval.parse_params(args.param))
+        sup_params.update(bag_eval.parse_params(args.supervisor_param))
     summary = bag_eval.evaluate(
         args.bag, model=args.model, device=args.device, weights=args.weights or None, engine=args.engine,
         threads=args.threads, supervisor=not args.no_supervisor,
-        supervisor_params=bag_eval.parse_params(args.supervisor_param), init_box=args.init_box,
+        supervisor_params=sup_params, init_box=args.init_box,
         target_id=args.target_id, image_topic=args.image_topic, results_bag=results_bag,
         storage=args.storage, overwrite=args.overwrite)
     print(f"{args.bag}: {summary['frames']} frames, model {args.model} on {summary['device']}, "
@@ -190,8 +197,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads (siam-eval's default: 1)")
     p.add_argument("--no-supervisor", action="store_true",
                    help="raw tracker boxes, never LOST (as siam-eval; the node with its supervisor off)")
+    p.add_argument("--params-file", default=None,
+                   help="the node's params file (e.g. config/tracker.yaml): the supervisor gets the "
+                        "thresholds the node would use (default: the node's parameter defaults)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="node parameter on top of the params file, e.g. lost_threshold=0.3 or "
+                        "supervisor.lost_frames=5 (repeatable)")
     p.add_argument("--supervisor-param", action="append", default=[], metavar="KEY=VALUE",
-                   help="TargetSupervisor parameter (repeatable)")
+                   help="TargetSupervisor parameter by its own name (core/tracking/monitor.py; repeatable)")
     p.add_argument("--init-box", type=_box, default=None, metavar="X,Y,W,H",
                    help="init on the first frame (default: the bag's TargetInit, else the ground truth)")
     p.add_argument("--target-id", type=int, default=1)

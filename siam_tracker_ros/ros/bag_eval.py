@@ -49,6 +49,38 @@ def parse_params(items: Sequence[str]) -> Dict[str, Any]:
     return out
 
 
+def _flatten(prefix: str, value, out: Dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value
+
+
+def node_supervisor_params(params_file: Optional[str] = None, node_name: Optional[str] = None,
+                           overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The supervisor parameters the node would use: its parameter defaults (ros/params.py),
+    then a params file in the ROS format (`NODE: ros__parameters: ...`; nested keys as
+    `a.b`), then `overrides` (node parameter names: lost_threshold, supervisor.lost_frames ...),
+    mapped by the node's own rule (ros/targets.py supervisor_params_from)."""
+    import yaml
+    from . import params as node_params
+    from .targets import supervisor_params_from
+    values: Dict[str, Any] = {p.name: p.default for p in node_params.PARAMS}
+    if params_file:
+        with open(params_file) as f:
+            doc = yaml.safe_load(f) or {}
+        name = node_name or node_params.NODE_NAME
+        section = doc.get(name) or doc.get(f"/{name}") or doc.get("/**") or {}
+        flat: Dict[str, Any] = {}
+        _flatten("", section.get("ros__parameters", {}), flat)
+        if not flat:
+            raise ValueError(f"{params_file}: no '{name}: ros__parameters:' section")
+        values.update(flat)
+    values.update(overrides or {})
+    return supervisor_params_from(values)
+
+
 @dataclass
 class FrameResult:
     header: Any             # rosbags std_msgs/Header of the image
