@@ -2,6 +2,7 @@
 a fresh ROS_DOMAIN_ID and a client in this process, and the frames to feed it."""
 import os
 import signal
+import time
 import warnings
 from dataclasses import dataclass
 from typing import List
@@ -54,10 +55,59 @@ def load_clip(max_frames: int = 60) -> Clip:
     return Clip(frames, np.array([60.0, 80.0, 40.0, 40.0]), "synthetic")
 
 
-class NodeUnderTest:
-    """tracker_node --ros-args --params-file config/tracker.yaml -r image:=/test/image, plus a client."""
+def wait_until(predicate, timeout: float, period: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(period)
+    return True
 
-    def __init__(self, log_dir, extra_args=(), **client_options):
+
+def reliable_qos(depth: int = 10):
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+
+
+# Node arguments for tests that must see every frame processed (publish, wait for the answer).
+RELIABLE_ARGS = ("-p", "qos.reliability:=reliable", "-p", "qos.depth:=10")
+
+
+class Recorder:
+    """Subscribes extra topics on a TrackerClient's node (~/tracked_objects ...) and keeps
+    what arrives, with the client's lock and condition (so client.wait_for works)."""
+
+    def __init__(self, client, msg_type, topic: str, depth: int = 100):
+        from siam_tracker_ros.ros.client import Received
+        from siam_tracker_ros.ros.messages import stamp_ns
+        self.items = []
+        self.client = client
+
+        def store(msg):
+            with client._cond:
+                self.items.append(Received(msg, stamp_ns(msg.header.stamp), time.monotonic()))
+                client._cond.notify_all()
+        self.sub = client.node.create_subscription(msg_type, topic, store, depth)
+
+    def for_stamp(self, stamp):
+        with self.client._cond:
+            return [r for r in self.items if r.stamp == stamp]
+
+
+def statuses(client, since: float = 0.0):
+    """Every DiagnosticStatus of the node received after `since` (time.monotonic()), oldest first."""
+    with client._cond:
+        return [s for r in client.diagnostics if r.time >= since for s in r.msg.status
+                if s.name.startswith("siam_tracker")]
+
+
+class NodeUnderTest:
+    """tracker_node --ros-args --params-file config/tracker.yaml -r image:=/test/image, plus a client.
+
+    lifecycle=True starts the managed node (`-- --lifecycle`) and waits for its lifecycle
+    services only (it subscribes to nothing until configured and activated)."""
+
+    def __init__(self, log_dir, extra_args=(), lifecycle: bool = False, **client_options):
         from siam_tracker_ros.ros.client import TrackerClient
         from siam_tracker_ros.ros.process import (NodeProcess, apply_to_this_process, fresh_domain_id,
                                                   ros_environment)
@@ -67,12 +117,51 @@ class NodeUnderTest:
         # two threads 2x slower per frame here). Not a node setting: config/tracker.yaml keeps 0.
         env.setdefault("OMP_NUM_THREADS", "1")
         apply_to_this_process(env)
-        self.proc = NodeProcess(["--params-file", CONFIG, "-r", f"image:={IMAGE_TOPIC}", *extra_args], env)
+        tail = ["--", "--lifecycle"] if lifecycle else []
+        self.proc = NodeProcess(["--params-file", CONFIG, "-r", f"image:={IMAGE_TOPIC}", *extra_args, *tail], env)
         self.client = TrackerClient(IMAGE_TOPIC, domain_id=self.domain, **client_options)
         alive = lambda: self.proc.proc.poll() is None  # noqa: E731
-        if not self.client.wait_ready(60.0, node_alive=alive):
+        if lifecycle:
+            from lifecycle_msgs.srv import ChangeState, GetState
+            from rcl_interfaces.srv import SetParameters
+            node = self.client.node
+            self.change_state = node.create_client(ChangeState, "/siam_tracker/change_state")
+            self.get_state = node.create_client(GetState, "/siam_tracker/get_state")
+            self.set_params = node.create_client(SetParameters, "/siam_tracker/set_parameters")
+            ok = wait_until(lambda: all(c.service_is_ready() for c in
+                                        (self.change_state, self.get_state, self.set_params))
+                            or not alive(), 60.0) and alive()
+        else:
+            ok = self.client.wait_ready(60.0, node_alive=alive)
+        if not ok:
             self.close()
             pytest.fail(f"the node did not come up (exit code {self.proc.proc.returncode}):\n{self.proc.output}")
+
+    # lifecycle node -----------------------------------------------------------
+    def call(self, client, request, timeout: float = 60.0):
+        future = client.call_async(request)
+        assert wait_until(future.done, timeout), f"no answer from {client.srv_name}\n{self.proc.output}"
+        return future.result()
+
+    def transition(self, name: str) -> bool:
+        """configure / activate / deactivate / cleanup -> success."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+        ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
+               "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
+        return self.call(self.change_state, ChangeState.Request(transition=Transition(id=ids[name]))).success
+
+    def state(self) -> str:
+        from lifecycle_msgs.srv import GetState
+        return self.call(self.get_state, GetState.Request()).current_state.label
+
+    def set_parameters(self, **values):
+        """SetParameters over the service -> list of (successful, reason)."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                    for k, v in values.items()])
+        return [(r.successful, r.reason) for r in self.call(self.set_params, request).results]
 
     def close(self, sig=signal.SIGINT) -> int:
         self.client.close()

@@ -522,6 +522,8 @@ class TrackerLogic:
             frame, self._latest = self._latest, None
             inits, self._pending_inits = self._pending_inits, {}
             removals, self._pending_removals = self._pending_removals, set()
+            # until _update_view, the callbacks count these ids as targets (max_targets)
+            self._known_ids = (self._known_ids - removals) | set(inits)
             catch_up_max = self.values["catch_up_max_frames"]
         targets = self.targets
         if targets is None:
