@@ -73,8 +73,15 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
-        w = self.fc(self.avg_pool(x).reshape(b, c)).reshape(b, c, 1, 1)
-        return x * w
+        v = self.avg_pool(x).reshape(b, c)
+        if b > 1 and not torch.is_grad_enabled():
+            # Inference: one tiny GEMV per sample, so that a sample's result does not
+            # depend on the batch it runs in (a batched GEMM sums in another order):
+            # several targets batched (core/tracking/multi.py) = each target alone.
+            w = torch.cat([self.fc(v[i:i + 1]) for i in range(b)])
+        else:
+            w = self.fc(v)
+        return x * w.reshape(b, c, 1, 1)
 
 
 def _act(hswish: bool) -> nn.Module:

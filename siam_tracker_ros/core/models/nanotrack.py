@@ -72,7 +72,13 @@ def pixelwise_xcorr(zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
         kz = kz.expand(b, -1, -1)
     elif kz.shape[0] != b:
         raise ValueError(f"template batch {zf.shape[0]} does not match search batch {b}")
-    out = torch.bmm(kz, xf.flatten(2))            # B x hw x HW
+    xs = xf.flatten(2)
+    if b > 1 and not torch.is_grad_enabled():
+        # Inference: one product per sample, so that a sample's result does not depend
+        # on the batch it runs in (several targets batched, core/tracking/multi.py).
+        out = torch.cat([torch.bmm(kz[i:i + 1], xs[i:i + 1]) for i in range(b)])
+    else:
+        out = torch.bmm(kz, xs)                   # B x hw x HW
     return out.reshape(b, kz.shape[1], hs, ws)
 
 
