@@ -118,6 +118,10 @@ class OnnxRuntimeEngine:
     """template.onnx + search.onnx run by onnxruntime, with the model contract."""
 
     engine_kind = "onnxruntime"
+    # The export fixes the shapes: template batch 1 and the tracker's search batch
+    # (export.py). Several targets therefore cannot share one search.onnx call:
+    # MultiTargetTracker (core/tracking/multi.py) runs one call per target here.
+    supports_target_batch = False
 
     def __init__(self, directory: str, device: Union[str, torch.device, None] = "cpu",
                  threads: Optional[int] = None, providers=None, allow_spinning: Optional[bool] = None,

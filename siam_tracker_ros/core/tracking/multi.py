@@ -1,0 +1,298 @@
+"""Several targets in one frame: one shared model, one network call for all.
+
+    mt = MultiTargetTracker(build_fn, supervisor_params={})   # build_fn(): a fresh Tracker
+    mt.add(7, image, box)             # new id, or re-init of an existing id
+    results = mt.track(image)         # {7: TrackResult, ...}
+    mt.remove(7); mt.clear(); mt.ids; len(mt)
+
+Each target has its own Tracker (built by `build_fn`, which must hand every
+tracker the SAME model object: build it once, e.g.
+`lambda: registry.build_tracker_from_config(config, model=model, device=dev)`)
+and, when `supervisor_params` is given, its own TargetSupervisor
+(core/tracking/monitor.py) that decides TRACKING / LOST.
+
+One frame (`track(image)`):
+1. targets whose supervisor is searching (LOST) run `sup.search(image)`, each
+   on its own (their re-acquisition search is not the per-frame network call);
+2. every other target: `tracker.track_prepare(image)` (its search crop(s)),
+   the template states concatenated along dim 0 (tensors, or tuples / lists /
+   dicts of tensors, leaf by leaf; a target whose state has batch 1 but K
+   search crops -- SiamFC's scale pyramid -- gets its state repeated K times),
+   the crops concatenated along dim 0, ONE `model.track(states, crops)`, then
+   each target's rows of every output go to `tracker.track_finish` (the
+   tracker's own post-processing and state update) and, with a supervisor, to
+   `sup.update(image, raw_result)`.
+The results are those of running each target alone (`sup.step(image)`, or
+`tracker.track(image)` without supervisor) up to floating-point differences
+of the batched convolutions (test/test_multi.py: boxes within 1e-4 px,
+scores within 1e-5). With one target to run, the single-target path
+`tracker.track(image)` is used as is (bit-identical).
+
+Fallbacks to one network call per target (same results, no batching):
+- engines that cannot batch targets: the onnxruntime engine's export has a
+  fixed batch-1 template and a fixed search batch (core/engines/export.py),
+  so it declares `supports_target_batch = False`;
+- trackers built on different model objects (build_fn without a shared model).
+
+Timing of a batched result: "crop" and "post" are the target's own;
+"network" is its share of the batched call (call time / number of targets)
+plus the host transfer of its outputs; "network_batched" is the whole call;
+"total" = crop + network + post. Summed over targets these add up to the
+frame's time.
+
+supervisor_params: None -> no supervisor: results are the trackers' raw
+results (state TRACKING, or LOST only below the tracker's `lost_threshold`);
+a dict (`{}` for the documented defaults) -> TargetSupervisor(tracker, **params)
+per target. `supervisor_cls` replaces TargetSupervisor (tests).
+"""
+from __future__ import annotations
+
+import operator
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .base import PreparedSearch, Tracker, TrackResult
+
+
+# --------------------------------------------------------------------------- batching helpers
+def _rows(leaf) -> int:
+    return int(leaf.shape[0])
+
+
+def concat_states(states: Sequence[Any], rows: Sequence[int]):
+    """Template states of several targets -> one batched state (dim 0).
+
+    states[i] is target i's state (tensor, numpy array, None, or a tuple / list
+    / dict of those, the same structure for every target); rows[i] how many
+    search crops target i contributes. A leaf with batch 1 is repeated rows[i]
+    times; a leaf with batch rows[i] is taken as is.
+    """
+    first = states[0]
+    if first is None:
+        if any(s is not None for s in states):
+            raise ValueError("template states differ in structure (None vs a value)")
+        return None
+    if isinstance(first, dict):
+        return {k: concat_states([s[k] for s in states], rows) for k in first}
+    if isinstance(first, (tuple, list)):
+        if any(len(s) != len(first) for s in states):
+            raise ValueError("template states differ in length")
+        parts = [concat_states([s[i] for s in states], rows) for i in range(len(first))]
+        return type(first)(parts) if isinstance(first, list) else tuple(parts)
+    if isinstance(first, torch.Tensor):
+        parts = []
+        for s, k in zip(states, rows):
+            n = _rows(s)
+            if n == k:
+                parts.append(s)
+            elif n == 1:
+                parts.append(s.expand(k, *s.shape[1:]))
+            else:
+                raise ValueError(f"template state batch {n} does not fit {k} search crop(s)")
+        return torch.cat(parts, 0)
+    if isinstance(first, np.ndarray):
+        parts = []
+        for s, k in zip(states, rows):
+            n = _rows(s)
+            if n == k:
+                parts.append(s)
+            elif n == 1:
+                parts.append(np.repeat(s, k, axis=0))
+            else:
+                raise ValueError(f"template state batch {n} does not fit {k} search crop(s)")
+        return np.concatenate(parts, 0)
+    raise TypeError(f"cannot batch template states of type {type(first).__name__}")
+
+
+def slice_output(out: Dict[str, Any], start: int, stop: int, total: int) -> Dict[str, Any]:
+    """One target's rows [start, stop) of a batched model output (tensors whose
+    dim 0 is the batch; anything else is passed through)."""
+    part = {}
+    for k, v in out.items():
+        if isinstance(v, (torch.Tensor, np.ndarray)) and v.ndim > 0 and v.shape[0] == total:
+            part[k] = v[start:stop]
+        else:
+            part[k] = v
+    return part
+
+
+def supports_target_batch(model) -> bool:
+    return bool(getattr(model, "supports_target_batch", True))
+
+
+def track_batch(trackers: Sequence[Tracker], image: np.ndarray) -> List[TrackResult]:
+    """`[t.track(image) for t in trackers]` with one network call per shared model.
+
+    Trackers on the same model object and device are batched; a group of one,
+    or a model that cannot batch targets, runs `tracker.track(image)`.
+    """
+    results: List[Optional[TrackResult]] = [None] * len(trackers)
+    groups: Dict[Any, List[int]] = {}
+    for i, t in enumerate(trackers):
+        groups.setdefault((id(t.model), str(t.device)), []).append(i)
+    for idx in groups.values():
+        members = [trackers[i] for i in idx]
+        if len(members) == 1 or not supports_target_batch(members[0].model):
+            for i, t in zip(idx, members):
+                results[i] = t.track(image)
+            continue
+        for i, r in zip(idx, _track_group(members, image)):
+            results[i] = r
+    return results  # type: ignore[return-value]
+
+
+def _track_group(trackers: Sequence[Tracker], image: np.ndarray) -> List[TrackResult]:
+    prepared: List[PreparedSearch] = [t.track_prepare(image) for t in trackers]
+    rows = [_rows(p.x) for p in prepared]
+    lead = trackers[0]
+    with torch.inference_mode():
+        state = concat_states([t.template_state for t in trackers], rows)
+        x = torch.cat([p.x for p in prepared], 0)
+        cuda = lead.device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(lead.device)
+        t0 = time.perf_counter()
+        with lead._threads():
+            out = lead._network(state, x)
+        if cuda:
+            torch.cuda.synchronize(lead.device)
+        elapsed = time.perf_counter() - t0
+    total = int(sum(rows))
+    results = []
+    start = 0
+    for t, p, k in zip(trackers, prepared, rows):
+        part = slice_output(out, start, start + k, total)
+        r = t.track_finish(p, part, network_time=elapsed / len(trackers))
+        r.timing["network_batched"] = elapsed
+        results.append(r)
+        start += k
+    return results
+
+
+# --------------------------------------------------------------------------- the tracker
+class _Target:
+    __slots__ = ("tracker", "supervisor")
+
+    def __init__(self, tracker: Tracker, supervisor):
+        self.tracker = tracker
+        self.supervisor = supervisor
+
+
+def _target_id(target_id) -> int:
+    if isinstance(target_id, bool):
+        raise TypeError("target id must be an integer, not bool")
+    return operator.index(target_id)
+
+
+class MultiTargetTracker:
+    """Targets by integer id, one shared model, batched network calls (module doc)."""
+
+    def __init__(self, build_fn: Callable[[], Tracker], supervisor_params: Optional[Dict[str, Any]] = None,
+                 supervisor_cls: Optional[type] = None):
+        self._build = build_fn
+        self._targets: Dict[int, _Target] = {}
+        self._supervisor_cls = supervisor_cls
+        self._validate: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None
+        self.supervisor_params: Optional[Dict[str, Any]] = None
+        if supervisor_params is not None:
+            if supervisor_cls is None:
+                try:
+                    from .monitor import TargetSupervisor, validate_params
+                except ImportError as exc:
+                    raise ImportError("MultiTargetTracker: supervisor_params given but "
+                                      "core/tracking/monitor.py (TargetSupervisor) cannot be imported "
+                                      f"({exc}); pass supervisor_params=None for raw results") from exc
+                self._supervisor_cls = TargetSupervisor
+                self._validate = validate_params
+                supervisor_params = {**supervisor_params, **validate_params(supervisor_params)}
+            self.supervisor_params = dict(supervisor_params)
+
+    # -- targets -------------------------------------------------------------------
+    @property
+    def supervised(self) -> bool:
+        return self.supervisor_params is not None
+
+    @property
+    def ids(self) -> List[int]:
+        return sorted(self._targets)
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
+    def __contains__(self, target_id) -> bool:
+        return target_id in self._targets
+
+    def tracker(self, target_id: int) -> Tracker:
+        return self._targets[_target_id(target_id)].tracker
+
+    def supervisor(self, target_id: int):
+        """The target's TargetSupervisor (None without supervision)."""
+        return self._targets[_target_id(target_id)].supervisor
+
+    def add(self, target_id: int, image: np.ndarray, box) -> None:
+        """Start tracking `box` in `image` as `target_id`; an existing id is re-initialised
+        (a fresh tracker and supervisor; the old one stays if this init fails)."""
+        tid = _target_id(target_id)
+        tracker = self._build()
+        if self.supervised:
+            sup = self._supervisor_cls(tracker, **self.supervisor_params)
+            sup.init(image, box)
+        else:
+            sup = None
+            tracker.init(image, box)
+        self._targets[tid] = _Target(tracker, sup)
+
+    def remove(self, target_id: int) -> bool:
+        """Drop one id; False when it was not there."""
+        return self._targets.pop(_target_id(target_id), None) is not None
+
+    def clear(self) -> None:
+        self._targets.clear()
+
+    def set_supervisor_params(self, **kw) -> None:
+        """Change supervisor parameters of every target (and of targets added later).
+        A bad value raises ValueError and changes nothing."""
+        if not self.supervised:
+            raise RuntimeError("MultiTargetTracker built without supervisor (supervisor_params=None)")
+        if self._validate is not None:
+            kw = self._validate(kw)          # raises before anything changed
+        sups = [t.supervisor for t in self._targets.values()]
+        if sups:
+            sups[0].set_params(**kw)         # (a custom supervisor_cls validates here)
+            for s in sups[1:]:
+                s.set_params(**kw)
+        self.supervisor_params.update(kw)
+
+    # -- one frame -----------------------------------------------------------------
+    def track(self, image: np.ndarray, ids: Optional[Iterable[int]] = None) -> Dict[int, TrackResult]:
+        """Track every target (or only `ids`) in `image` -> {id: TrackResult}, ids ascending.
+        Unknown ids in `ids` raise KeyError."""
+        if ids is None:
+            chosen = self.ids
+        else:
+            chosen = sorted({_target_id(i) for i in ids})
+            missing = [i for i in chosen if i not in self._targets]
+            if missing:
+                raise KeyError(f"unknown target id(s): {missing}")
+        results: Dict[int, TrackResult] = {}
+        batch: List[int] = []
+        for tid in chosen:
+            sup = self._targets[tid].supervisor
+            if sup is not None and sup.searching:
+                results[tid] = sup.search(image)
+            else:
+                batch.append(tid)
+        raw = track_batch([self._targets[tid].tracker for tid in batch], image)
+        for tid, r in zip(batch, raw):
+            sup = self._targets[tid].supervisor
+            results[tid] = sup.update(image, r) if sup is not None else r
+        return {tid: results[tid] for tid in chosen}
+
+    def __repr__(self) -> str:
+        return f"MultiTargetTracker(ids={self.ids}, supervised={self.supervised})"
+
+
+__all__ = ["MultiTargetTracker", "track_batch", "concat_states", "slice_output", "supports_target_batch"]
