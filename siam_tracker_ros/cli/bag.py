@@ -28,7 +28,7 @@ from typing import List, Optional
 def _box(text: str):
     values = [float(v) for v in text.replace(",", " ").split()]
     if len(values) != 4:
-        raise argparse.ArgumentTypeError(f"a box is X,Y,W,H (4 numbers), got '{text}'")
+        raise ValueError(f"a box is X,Y,W,H (4 numbers), got '{text}'")
     return values
 
 

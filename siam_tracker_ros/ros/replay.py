@@ -33,7 +33,7 @@ import signal
 import struct
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 from . import bags
 
@@ -266,12 +266,9 @@ class BagReplay:
         from rosbags.rosbag2 import Reader
         with Reader(self.bag) as reader:
             conns = [c for c in reader.connections if self.topics is None or c.topic in self.topics]
-            duration = reader.duration
             counts = {c.topic: c.msgcount for c in reader.connections}
         if not conns:
             raise ValueError(f"{self.bag}: no messages on {self.topics}")
-        images = sum(counts[c.topic] for c in conns if c.msgtype == bags.IMAGE_TYPE)
-        period = duration // max(1, images - 1) if images > 1 else 0
         store = bags.typestore()
         restore = {}
         if threading.current_thread() is threading.main_thread():
@@ -291,8 +288,6 @@ class BagReplay:
                                            c.msgtype)
                 except (ImportError, AttributeError) as exc:
                     self.log(f"skipping {c.topic}: type {c.msgtype} not available here ({exc})")
-            if self.lockstep and self._graph_type(self.lockstep) is None:
-                pass   # resolved while waiting below
             types = self._wait_graph({self.remap.get(t, t): p for t, p in publishers.items()})
             if self.lockstep:
                 self._subscribe_answers(types.get(self.lockstep, bags.TRACKED_OBJECT_TYPE))
@@ -310,12 +305,17 @@ class BagReplay:
                      f"{f', lockstep on {self.lockstep}' if self.lockstep else ''}"
                      f"{f', recording {self.record_topics} to {self.record}' if self.record else ''}")
             headers = {c.msgtype: has_header(c.msgtype, store) for c in conns}
+            offset, step = 0, None
             while True:
-                offset = passes * (duration + period)
-                self._play_once(publishers, headers, offset)
+                first, last, images = self._play_once(publishers, headers, offset)
                 passes += 1
+                if step is None and first is not None:
+                    # the next pass: one bag length plus one frame interval later (1 s for one message)
+                    span = last - first
+                    step = span + span // (images - 1) if images > 1 and span > 0 else 1_000_000_000
                 if not self.loop or self._stop.is_set() or (self.max_loops and passes >= self.max_loops):
                     break
+                offset += step or 0
             if self.record and not self.lockstep:
                 time.sleep(1.0)    # the answers to the last messages
             elif self.record:
@@ -335,10 +335,12 @@ class BagReplay:
         return summary
 
     def _play_once(self, publishers, headers, offset: int):
+        """One pass; returns (first log time, last log time, images) of the bag."""
         t_bag0 = t_wall0 = last_bag = last_wall = None
+        images = 0
         for conn, t_bag, raw in bags.read_bag_messages(self.bag, list(publishers)):
             if self._stop.is_set():
-                return
+                break
             pub, msgtype = publishers[conn.topic]
             if t_bag0 is None:
                 t_bag0, t_wall0 = t_bag, time.monotonic()
@@ -360,6 +362,7 @@ class BagReplay:
             self.stats["published"] += 1
             if msgtype == bags.IMAGE_TYPE:
                 self.stats["images"] += 1
+                images += 1
             if wait is not None:
                 is_init = msgtype == bags.TARGET_INIT_TYPE
                 if self._wait_answer(wait[0], wait[1], self.init_timeout if is_init else self.lockstep_timeout):
@@ -370,6 +373,7 @@ class BagReplay:
                         self.log(f"no answer on {self.lockstep} for stamp {wait[0]} within "
                                  f"{self.lockstep_timeout:g} s: going on")
                 last_wall = time.monotonic()
+        return t_bag0, last_bag, images
 
     def _close(self):
         self._stop.set()
