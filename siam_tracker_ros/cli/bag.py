@@ -129,7 +129,7 @@ def score(args) -> int:
     return 0
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     from ..ros import bags
     parser = argparse.ArgumentParser(prog="siam-bag", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -229,7 +229,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = sub.add_parser("info", help="topics and message counts of a bag")
     p.add_argument("bag")
     p.set_defaults(func=info)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, OSError) as exc:
