@@ -62,7 +62,7 @@ PARAMS = (
           "(supervisor.lost_frames bad frames in a row -> LOST, box zero). The supervisor also "
           "judges the confidence map's entropy, score drop and box jumps (supervisor.*).",
           range=(0.0, 1.0)),
-    Param("recover_threshold", 0.5,
+    Param("recover_threshold", 0.7,
           "Target supervisor's recover_below: a LOST target's re-found candidate must have a "
           "badness at or below it (on supervisor.recover_frames frames) to be TRACKING again; "
           "lower = stricter.", range=(0.0, 1.0)),

@@ -186,9 +186,6 @@ class TrackerLogic:
         self._inputs: List[Any] = []
         self._outputs: List[Any] = []
         self.pub_object = self.pub_objects = self.pub_map = self.pub_debug = None
-        if self.values["num_threads"] > 0:
-            import torch
-            torch.set_num_threads(self.values["num_threads"])
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         if self.values["diagnostics_period"] > 0:
@@ -203,6 +200,9 @@ class TrackerLogic:
 
     def _load_model(self) -> None:
         """Load the shared model and make the target set; StartupError with the reason."""
+        if self.values["num_threads"] > 0:
+            import torch
+            torch.set_num_threads(self.values["num_threads"])
         try:
             loaded = load_model_for(self.values)
         except StartupError as exc:
