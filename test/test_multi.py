@@ -306,3 +306,19 @@ def test_concat_states_and_slice_output():
     part = slice_output(out, 1, 3, 5)
     assert torch.equal(part["cls"], torch.tensor([[2, 3], [4, 5]])) and part["scale"] == 3.0
     assert part["w"].shape == (2,)
+
+
+def test_multi_target_bench_harness():
+    """siam-bench --targets: both paths run on the same frames and agree (no timing checks)."""
+    from siam_tracker_ros.evaluation import multi_speed
+    boxes = multi_speed.target_boxes((100, 50, 40, 30), (320, 240), 5)
+    assert len(boxes) == 5 and np.array_equal(boxes[0], [100, 50, 40, 30])
+    for b in boxes:
+        assert 0 <= b[0] and b[0] + b[2] <= 320 and 0 <= b[1] and b[1] + b[3] <= 240
+    assert len({tuple(b) for b in boxes}) == 5
+    res = multi_speed.run_multi_job(multi_speed.MultiJob("default", 2, frames=3, warmup=1))
+    assert res.ok, res.reason
+    assert res.frames == 3 and res.max_box_diff <= BOX_TOL
+    assert res.batched_ms["median"] > 0 and res.sequential_ms["median"] > 0
+    assert "targets=2" not in multi_speed.markdown_table([res]) and "| default | cpu | 1 | 2 |" in \
+        multi_speed.markdown_table([res])

@@ -4,6 +4,7 @@ Examples:
     siam-bench                               # every registered model + OpenCV peers
     siam-bench --models nanotrack siamfc --frames 100 --threads 1 2 4
     siam-bench --no-peers --out out/bench
+    siam-bench --models default --targets 1 2 5 --threads 1   # several targets: batched vs one by one
 
 Each (tracker, configuration) runs in a fresh process: CPU with 1 and 2
 threads (fp32), and CUDA fp32 / fp16 autocast when CUDA is present. Frames come
@@ -11,6 +12,12 @@ from a short real sequence (../shared/data/sequences/VOT2015_ball1 by default)
 or, when none is found, synthetic frames (the output says which). Models that
 cannot be built (missing weights ...) are listed as skipped with the reason.
 See siam_tracker_ros.evaluation.speed for exactly what is timed.
+
+--targets N ...: instead of the single-target table, time N targets per frame
+through MultiTargetTracker (one batched network call) and through N trackers
+run one by one, in the same process on the same frames; prints per-target ms
+of both and their ratio (siam_tracker_ros.evaluation.multi_speed; models
+default to `default`; peers are not timed). Writes multi_target.json / .md.
 """
 from __future__ import annotations
 
@@ -41,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cuda", action="store_true", help="skip CUDA even when present")
     p.add_argument("--nano-onnx", nargs=2, metavar=("BACKBONE", "HEAD"))
     p.add_argument("--timeout", type=float, default=900, help="seconds per measurement (default 900)")
+    p.add_argument("--targets", type=int, nargs="+", metavar="N",
+                   help="time N targets per frame: batched (MultiTargetTracker) vs one by one")
     p.add_argument("--out", default="out/bench", help="output folder: bench.json, bench.md")
     return p
 
@@ -66,6 +75,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             elif args.sequence:
                 print(f"siam-bench: sequence {args.sequence} not found", file=sys.stderr)
                 return 2
+    if args.targets:
+        return _multi_target(args, argv, seq_dir, torch.cuda.is_available() and not args.no_cuda)
     models = args.models or [m for m in available_models() if m != "default"]
     if args.no_peers:
         peers = []
@@ -125,6 +136,56 @@ def main(argv: Optional[List[str]] = None) -> int:
     for k, v in skipped.items():
         print(f"skipped {k}: {v}")
     return 0 if any(r.ok for r in results) else 1
+
+
+def _multi_target(args, argv, seq_dir, cuda: bool) -> int:
+    from ..evaluation import multi_speed, report
+    if any(n < 1 for n in args.targets):
+        print("siam-bench: --targets must be >= 1", file=sys.stderr)
+        return 2
+    models = args.models or ["default"]
+    devices = [("cpu", t) for t in args.threads] + ([("cuda", None)] if cuda else [])
+    results = []
+    for name in models:
+        for device, threads in devices:
+            for n in args.targets:
+                job = multi_speed.MultiJob(name, n, device=device, threads=threads, frames=args.frames,
+                                           warmup=args.warmup, sequence_dir=seq_dir)
+                label = f"{name} {device} threads={threads or '-'} targets={n}"
+                print(f"siam-bench: {label} ...", file=sys.stderr, flush=True)
+                res = multi_speed.run_isolated(job, timeout=args.timeout)
+                results.append(res)
+                if res.ok:
+                    print(f"siam-bench:   per target: batched {res.batched_ms['median']:.2f} ms, one by one "
+                          f"{res.sequential_ms['median']:.2f} ms ({res.speedup:.2f}x); CPU time "
+                          f"{res.batched_cpu_ms['median']:.2f} vs {res.sequential_cpu_ms['median']:.2f} ms "
+                          f"({res.cpu_speedup:.2f}x)", file=sys.stderr)
+                else:
+                    print(f"siam-bench:   failed: {res.reason}", file=sys.stderr)
+    source = next((r.source for r in results if r.ok), seq_dir or "synthetic")
+    meta = {"date": report.now_iso(),
+            "command": "siam-bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+            "frames": source, "timed_frames": args.frames, "warmup": args.warmup,
+            "machine": report.machine_info(), "cuda": cuda}
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "multi_target.json"), "w") as f:
+        json.dump(report._jsonable({"meta": meta, "results": [asdict(r) for r in results]}), f, indent=1)
+    table = multi_speed.markdown_table(results)
+    failed = [f"- {r.model} {r.device} threads={r.threads} targets={r.targets}: {r.reason}"
+              for r in results if not r.ok]
+    md = ["# Several targets: batched vs one by one", "", f"- date: {meta['date']}", f"- frames: {source}",
+          f"- command: `{meta['command']}`",
+          f"- machine: {meta['machine'].get('cpu')} x{meta['machine'].get('cores')}"
+          + (f", GPU {meta['machine'].get('gpu')}" if cuda else ", no CUDA"), "", table]
+    if failed:
+        md += ["Failed:", ""] + failed + [""]
+    with open(os.path.join(args.out, "multi_target.md"), "w") as f:
+        f.write("\n".join(md))
+    print(f"frames: {source}")
+    print(table)
+    for line in failed:
+        print(line)
+    return 0 if results and all(r.ok for r in results) else 1
 
 
 if __name__ == "__main__":
