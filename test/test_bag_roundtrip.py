@@ -55,11 +55,12 @@ def siam_eval_result(excerpt):
     return np.asarray(run.records["default"][SEQUENCE]["boxes"]), scored
 
 
-def make_input_bag(tmp_path, sequences_dir) -> str:
+def make_input_bag(tmp_path, sequences_dir, compress=None) -> str:
     from siam_tracker_ros.cli.bag import main as siam_bag
     bag = str(tmp_path / "input_bag")
+    topic = IMAGE_TOPIC + "/compressed" if compress else IMAGE_TOPIC
     assert siam_bag(["from-video", str(sequences_dir / SEQUENCE), bag, "--max-frames", str(FRAMES),
-                     "--fps", "30", "--topic", IMAGE_TOPIC]) == 0
+                     "--fps", "30", "--topic", topic] + (["--compress", compress] if compress else [])) == 0
     return bag
 
 
@@ -139,13 +140,14 @@ def test_bag_replay_node_round_trip(tmp_path, sequences_dir, excerpt, siam_eval_
 @pytest.mark.ros_env
 def test_node_supervisor_equals_offline_eval(tmp_path, sequences_dir, excerpt):
     """The node with its params file's supervisor vs siam-bag eval --params-file: same states and
-    boxes on every frame (LOST ones included), same metrics."""
+    boxes on every frame (LOST ones included), same metrics. Through the node's compressed input
+    (JPEG bag, input:=compressed): both sides decode the same bytes."""
     from siam_tracker_ros.cli.bag import main as siam_bag
     from siam_tracker_ros.ros import bag_eval, bags
-    bag = make_input_bag(tmp_path, sequences_dir)
+    bag = make_input_bag(tmp_path, sequences_dir, compress="jpeg")
     node_results = str(tmp_path / "node_results")
     offline_results = str(tmp_path / "offline_results")
-    run_node_on_bag(tmp_path, bag, node_results, [])
+    run_node_on_bag(tmp_path, bag, node_results, ["-p", "input:=compressed"])
     assert siam_bag(["eval", bag, "--model", "default", "--device", "cpu", "--threads", "1",
                      "--params-file", CONFIG, "--results-bag", offline_results]) == 0
     node = bags.read_track_bag(node_results).results[1]

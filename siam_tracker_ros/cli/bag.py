@@ -1,6 +1,6 @@
 """siam-bag: rosbag2 tools (pure Python, `rosbags`; sqlite3 or MCAP).
 
-    siam-bag from-video INPUT OUT_BAG [--fps 30] [--topic /camera/image_raw] [--encoding bgr8]
+    siam-bag from-video INPUT OUT_BAG [--fps 30] [--topic /camera/image_raw] [--encoding bgr8 | --compress jpeg]
              [--start N] [--max-frames N] [--groundtruth FILE | --no-groundtruth]
              [--init auto|none|X,Y,W,H] [--storage sqlite3|mcap] [--overwrite]
         INPUT: a video file (.gz ok), an image folder, or a labelled sequence folder
@@ -51,8 +51,10 @@ def from_video(args) -> int:
         init = gt[0] if gt is not None and len(gt) and bags.valid_box(gt[0]) else None
     else:
         init = _box(args.init)
+    topic = args.topic or ("/camera/image_raw/compressed" if args.compress else "/camera/image_raw")
     n = bags.write_image_bag(args.output, bags.video_frames(source.frames, args.max_frames, args.start),
-                             fps, topic=args.topic, frame_id=args.frame_id, encoding=args.encoding,
+                             fps, topic=topic, frame_id=args.frame_id, encoding=args.encoding,
+                             compression=args.compress, jpeg_quality=args.jpeg_quality,
                              storage=args.storage, overwrite=args.overwrite, groundtruth=gt, absent=absent,
                              groundtruth_topic=args.groundtruth_topic, init_box=init,
                              init_topic=args.init_topic, target_id=args.target_id)
@@ -64,7 +66,8 @@ def from_video(args) -> int:
     if init is not None:
         extra.append(f"init ({', '.join(f'{v:g}' for v in init)}) for target {args.target_id} "
                      f"on {args.init_topic}")
-    print(f"{args.output}: {n} frames of {source.frames} as {args.encoding} on {args.topic} at {fps:g} fps "
+    kind = f"{args.compress} (CompressedImage)" if args.compress else args.encoding
+    print(f"{args.output}: {n} frames of {source.frames} as {kind} on {topic} at {fps:g} fps "
           f"({args.storage})" + "".join(f"; {e}" for e in extra))
     return 0
 
@@ -140,9 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="video file (.gz ok), image folder, or sequence folder (img/ + groundtruth.txt)")
     p.add_argument("output", help="bag folder to create")
     p.add_argument("--fps", type=float, default=0.0, help="frame rate (default: the video's, else 30)")
-    p.add_argument("--topic", default="/camera/image_raw")
+    p.add_argument("--topic", default=None,
+                   help="image topic (default /camera/image_raw; /camera/image_raw/compressed with --compress)")
     p.add_argument("--frame-id", default="camera")
     p.add_argument("--encoding", default="bgr8", choices=("bgr8", "rgb8", "mono8"))
+    p.add_argument("--compress", default=None, choices=bags.COMPRESSIONS,
+                   help="write sensor_msgs/CompressedImage (as image_transport's compressed plugin) "
+                        "instead of raw images; the node reads them with input:=compressed")
+    p.add_argument("--jpeg-quality", type=int, default=90)
     p.add_argument("--start", type=int, default=0, help="first frame index")
     p.add_argument("--max-frames", type=int, default=None)
     p.add_argument("--groundtruth", default=None,

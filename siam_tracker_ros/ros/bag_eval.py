@@ -136,18 +136,17 @@ def choose_init(content: bags.TrackBag, init_box: Optional[Sequence[float]], tar
 def track_bag(path: str, target: OfflineTarget, init: Tuple[int, np.ndarray, int],
               image_topic: Optional[str] = None, log=None) -> List[FrameResult]:
     """Every image of the bag, in bag order, through `target` from the init frame on."""
-    from .image_conversion import image_msg_to_bgr
     topic = bags.image_topic_of(path, image_topic)
     init_stamp, init_box, _ = init
     out: List[FrameResult] = []
     started = False
-    for _, _, _, msg in bags.read_image_bag(path, topic):
+    for _, _, _, msg in bags.read_image_bag(path, topic, compressed=True):
         stamp = bags.stamp_of(msg.header)
-        w, h = int(msg.width), int(msg.height)
+        image = bags.decode_image(msg)
+        h, w = image.shape[:2]
         if not started and stamp < init_stamp:
             out.append(FrameResult(msg.header, w, h, bags.STATE_IDLE, None, 0.0, 0.0))
             continue
-        image = image_msg_to_bgr(msg)
         if not started:
             if stamp != init_stamp and log:
                 log(f"no image has the init stamp {init_stamp}: initialising on the next one ({stamp})")
@@ -228,15 +227,14 @@ def evaluate(bag: str, model: str = "default", device: str = "cpu", weights: Opt
         write_results_bag(results_bag, results, init[2], content, storage, overwrite)
         summary["results_bag"] = results_bag
     if content.groundtruth:
-        records = {bags.stamp_of(r.header): bags.ObjectRecord(r.state, np.zeros(4) if r.box is None
-                                                              else np.asarray(r.box, float), r.score)
-                   for r in results}
         # the box a consumer reads: float32 and clipped, as in the results bag
         from ..core import geometry
-        for s, rec in records.items():
-            if rec.state == bags.STATE_TRACKING:
-                w, h = content.sizes[s]
-                rec.box = np.asarray(geometry.clip_box(rec.box, w, h), np.float32).astype(np.float64)
+        records = {}
+        for r in results:
+            box = np.zeros(4)
+            if r.state == bags.STATE_TRACKING:
+                box = np.asarray(geometry.clip_box(r.box, r.width, r.height), np.float32).astype(np.float64)
+            records[bags.stamp_of(r.header)] = bags.ObjectRecord(r.state, box, r.score)
         summary["metrics"] = bags.score(content.groundtruth, records, init, content.stamps)
     return summary
 

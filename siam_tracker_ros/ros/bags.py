@@ -41,6 +41,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 STORAGE = ("sqlite3", "mcap")
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
+COMPRESSIONS = ("jpeg", "png")
 TRACKED_OBJECT_TYPE = "siam_tracker_msgs/msg/TrackedObject"
 TRACKED_OBJECT_ARRAY_TYPE = "siam_tracker_msgs/msg/TrackedObjectArray"
 TARGET_INIT_TYPE = "siam_tracker_msgs/msg/TargetInit"
@@ -146,6 +149,27 @@ def image_message(store, image: np.ndarray, stamp_ns: int, frame_id: str, encodi
                  step=step, data=np.frombuffer(data, dtype=np.uint8))
 
 
+def compressed_message(store, image: np.ndarray, stamp_ns: int, frame_id: str, compression: str = "jpeg",
+                       jpeg_quality: int = 90):
+    """BGR image -> sensor_msgs/CompressedImage as image_transport's `compressed` plugin
+    writes it (format 'bgr8; jpeg compressed bgr8')."""
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"compression must be one of {COMPRESSIONS}, got '{compression}'")
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if compression == "jpeg" else []
+    ok, data = cv2.imencode(".jpg" if compression == "jpeg" else ".png", image, params)
+    if not ok:
+        raise ValueError(f"OpenCV cannot encode a {image.shape} image as {compression}")
+    Compressed = store.types[COMPRESSED_TYPE]
+    return Compressed(header=_header(store, stamp_ns, frame_id), format=f"bgr8; {compression} compressed bgr8",
+                      data=np.asarray(data, dtype=np.uint8).reshape(-1))
+
+
+def decode_image(msg) -> np.ndarray:
+    """BGR pixels of a (rosbags or rclpy) sensor_msgs/Image or CompressedImage."""
+    from .image_conversion import compressed_msg_to_bgr, image_msg_to_bgr
+    return compressed_msg_to_bgr(msg) if hasattr(msg, "format") else image_msg_to_bgr(msg)
+
+
 def _storage_plugin(storage: str):
     from rosbags.rosbag2 import StoragePlugin
     if storage not in STORAGE:
@@ -206,8 +230,10 @@ def write_image_bag(path: str, frames: Iterable[np.ndarray], fps: float, topic: 
                     start_ns: int = DEFAULT_START_NS, overwrite: bool = False,
                     groundtruth: Optional[np.ndarray] = None, absent: Optional[np.ndarray] = None,
                     groundtruth_topic: str = GROUNDTRUTH_TOPIC, init_box: Optional[Sequence[float]] = None,
-                    init_topic: str = INIT_TOPIC, target_id: int = 1) -> int:
+                    init_topic: str = INIT_TOPIC, target_id: int = 1, compression: Optional[str] = None,
+                    jpeg_quality: int = 90) -> int:
     """Frames -> sensor_msgs/Image at `fps` (header stamp = log time = start + i / fps). Returns the count.
+    `compression` jpeg or png: sensor_msgs/CompressedImage instead (on `topic` as given).
 
     `groundtruth` (N x 4, x y w h, NaN rows allowed) and `absent` (N flags): a TrackedObject on
     `groundtruth_topic` for each frame with a row (see the module docstring). `init_box`: a
@@ -221,15 +247,19 @@ def write_image_bag(path: str, frames: Iterable[np.ndarray], fps: float, topic: 
     store = typestore()
     count = 0
     with new_writer(path, storage, overwrite) as writer:
-        conn = writer.add_connection(topic, IMAGE_TYPE, typestore=store)
+        image_type = COMPRESSED_TYPE if compression else IMAGE_TYPE
+        conn = writer.add_connection(topic, image_type, typestore=store)
         gt_conn = (writer.add_connection(groundtruth_topic, TRACKED_OBJECT_TYPE, typestore=store)
                    if gt is not None and len(gt) else None)
         init_conn = writer.add_connection(init_topic, TARGET_INIT_TYPE, typestore=store) \
             if init_box is not None else None
         for i, frame in enumerate(frames):
             stamp = start_ns + int(round(i * 1e9 / fps))
-            msg = image_message(store, frame, stamp, frame_id, encoding)
-            writer.write(conn, stamp, store.serialize_cdr(msg, IMAGE_TYPE))
+            if compression:
+                msg = compressed_message(store, frame, stamp, frame_id, compression, jpeg_quality)
+            else:
+                msg = image_message(store, frame, stamp, frame_id, encoding)
+            writer.write(conn, stamp, store.serialize_cdr(msg, image_type))
             if i == 0 and init_conn is not None:
                 init = target_init_message(store, msg.header, target_id, init_box)
                 writer.write(init_conn, stamp, store.serialize_cdr(init, TARGET_INIT_TYPE))
@@ -246,16 +276,18 @@ def write_image_bag(path: str, frames: Iterable[np.ndarray], fps: float, topic: 
     return count
 
 
-def read_image_bag(path: str, topic: Optional[str] = None):
-    """Yield (topic, log time ns, raw CDR bytes, rosbags Image) for the image messages of a bag."""
+def read_image_bag(path: str, topic: Optional[str] = None, compressed: bool = False):
+    """Yield (topic, log time ns, raw CDR bytes, rosbags Image) for the image messages of a bag
+    (with `compressed`, CompressedImage messages too: `decode_image` reads either)."""
     from rosbags.rosbag2 import Reader
     store = typestore()
+    types = IMAGE_TYPES if compressed else (IMAGE_TYPE,)
     with Reader(path) as reader:
-        conns = [c for c in reader.connections if c.msgtype == IMAGE_TYPE and (topic is None or c.topic == topic)]
+        conns = [c for c in reader.connections if c.msgtype in types and (topic is None or c.topic == topic)]
         if not conns:
-            raise ValueError(f"{path}: no {IMAGE_TYPE} messages" + (f" on {topic}" if topic else ""))
+            raise ValueError(f"{path}: no {' or '.join(types)} messages" + (f" on {topic}" if topic else ""))
         for conn, timestamp, raw in reader.messages(connections=conns):
-            yield conn.topic, timestamp, raw, store.deserialize_cdr(raw, IMAGE_TYPE)
+            yield conn.topic, timestamp, raw, store.deserialize_cdr(raw, conn.msgtype)
 
 
 def read_bag_messages(path: str, topics: Optional[Sequence[str]] = None):
@@ -267,10 +299,10 @@ def read_bag_messages(path: str, topics: Optional[Sequence[str]] = None):
         group: List[tuple] = []
         for conn, timestamp, raw in reader.messages(connections=conns):
             if group and group[0][1] != timestamp:
-                yield from sorted(group, key=lambda m: m[0].msgtype != IMAGE_TYPE)
+                yield from sorted(group, key=lambda m: m[0].msgtype not in IMAGE_TYPES)
                 group = []
             group.append((conn, timestamp, raw))
-        yield from sorted(group, key=lambda m: m[0].msgtype != IMAGE_TYPE)
+        yield from sorted(group, key=lambda m: m[0].msgtype not in IMAGE_TYPES)
 
 
 def bag_topics(path: str) -> Dict[str, str]:
@@ -281,12 +313,12 @@ def bag_topics(path: str) -> Dict[str, str]:
 
 
 def image_topic_of(path: str, topic: Optional[str] = None) -> str:
-    """`topic`, checked, or the bag's only sensor_msgs/Image topic."""
+    """`topic`, checked, or the bag's only image topic (sensor_msgs/Image or CompressedImage)."""
     topics = bag_topics(path)
-    images = sorted(t for t, m in topics.items() if m == IMAGE_TYPE)
+    images = sorted(t for t, m in topics.items() if m in IMAGE_TYPES)
     if topic:
-        if topics.get(topic) != IMAGE_TYPE:
-            raise ValueError(f"{path}: no {IMAGE_TYPE} topic {topic} (image topics: {images or 'none'})")
+        if topics.get(topic) not in IMAGE_TYPES:
+            raise ValueError(f"{path}: no image topic {topic} (image topics: {images or 'none'})")
         return topic
     if len(images) != 1:
         raise ValueError(f"{path}: {len(images)} image topics ({', '.join(images) or 'none'}): pick one with "
@@ -359,7 +391,7 @@ class TrackBag:
     """What a bag holds for tracking and scoring (all keyed by header stamp, ns)."""
     image_topic: Optional[str] = None
     stamps: List[int] = field(default_factory=list)                    # images, bag order
-    sizes: Dict[int, Tuple[int, int]] = field(default_factory=dict)    # stamp -> (w, h)
+    sizes: Dict[int, Tuple[int, int]] = field(default_factory=dict)    # stamp -> (w, h), raw images
     groundtruth: Dict[int, np.ndarray] = field(default_factory=dict)   # NaN box where absent
     inits: List[Tuple[int, np.ndarray, int]] = field(default_factory=list)   # (stamp, box, id)
     results: Dict[int, Dict[int, ObjectRecord]] = field(default_factory=dict)  # id -> stamp -> last
@@ -391,7 +423,7 @@ def read_track_bag(path: str, image_topic: Optional[str] = None, groundtruth_top
     store = typestore()
     topics = bag_topics(path)
     if image_topic is None:
-        images = [t for t, m in topics.items() if m == IMAGE_TYPE]
+        images = [t for t, m in topics.items() if m in IMAGE_TYPES]
         if len(images) > 1:
             raise ValueError(f"{path}: several image topics ({', '.join(sorted(images))}): pick one")
         image_topic = images[0] if images else None
@@ -403,7 +435,8 @@ def read_track_bag(path: str, image_topic: Optional[str] = None, groundtruth_top
         if conn.topic == image_topic:
             stamp = stamp_of(msg.header)
             out.stamps.append(stamp)
-            out.sizes[stamp] = (int(msg.width), int(msg.height))
+            if conn.msgtype == IMAGE_TYPE:    # (a compressed image's size needs decoding)
+                out.sizes[stamp] = (int(msg.width), int(msg.height))
         elif conn.msgtype == TARGET_INIT_TYPE:
             out.inits.append((stamp_of(msg.header), np.array([msg.x, msg.y, msg.width, msg.height],
                                                             dtype=np.float64), int(msg.target_id)))

@@ -225,7 +225,7 @@ class BagReplay:
         """Wait for subscribers of the image and init topics and for publishers of the lockstep
         and record topics (their types come from the graph). Returns {topic: type} found."""
         needs_subscriber = [t for t, (pub, msgtype) in publishers.items()
-                            if msgtype in (bags.IMAGE_TYPE, bags.TARGET_INIT_TYPE)]
+                            if msgtype in bags.IMAGE_TYPES + (bags.TARGET_INIT_TYPE,)]
         wanted = ([self.lockstep] if self.lockstep else []) + list(self.record_topics)
         deadline = time.monotonic() + self.wait_subscribers
         types: Dict[str, str] = {}
@@ -352,7 +352,7 @@ class BagReplay:
             if headers[msgtype]:
                 raw = shift_header_stamp(bytes(raw), offset)
             wait = None
-            if self.lockstep and msgtype in (bags.IMAGE_TYPE, bags.TARGET_INIT_TYPE) and headers[msgtype]:
+            if self.lockstep and msgtype in bags.IMAGE_TYPES + (bags.TARGET_INIT_TYPE,) and headers[msgtype]:
                 stamp = header_stamp(raw)
                 if stamp:   # an init stamped 0 ("newest frame") has no answer to match
                     with self._cond:
@@ -360,7 +360,7 @@ class BagReplay:
             pub.publish(bytes(raw))
             last_bag, last_wall = t_bag, time.monotonic()
             self.stats["published"] += 1
-            if msgtype == bags.IMAGE_TYPE:
+            if msgtype in bags.IMAGE_TYPES:
                 self.stats["images"] += 1
                 images += 1
             if wait is not None:
