@@ -25,7 +25,7 @@ from launch.substitutions import LaunchConfiguration
 
 PACKAGE = "siam_tracker_ros"
 NODE_NAME = "siam_tracker"
-PASSED_ON = ("params_file", "model", "engine", "device", "num_threads", "namespace", "rviz")
+PASSED_ON = ("params_file", "model", "engine", "device", "num_threads", "namespace", "rviz", "lifecycle")
 
 
 def siam_bag_executable() -> str:
@@ -88,5 +88,7 @@ def generate_launch_description():
         DeclareLaunchArgument("num_threads", default_value=""),
         DeclareLaunchArgument("namespace", default_value="", description="Tracker node namespace."),
         DeclareLaunchArgument("rviz", default_value="", description="true: also start rviz2 (config/tracker.rviz)."),
+        DeclareLaunchArgument("lifecycle", default_value="",
+                              description="true: the managed lifecycle node (autostarted)."),
         OpaqueFunction(function=_replay_and_tracker),
     ])

@@ -24,7 +24,7 @@ from launch_ros.actions import Node
 
 PACKAGE = "siam_tracker_ros"
 DRIVERS = ("v4l2_camera", "usb_cam", "none")
-PASSED_ON = ("params_file", "model", "engine", "device", "num_threads", "namespace", "rviz")
+PASSED_ON = ("params_file", "model", "engine", "device", "num_threads", "namespace", "rviz", "lifecycle")
 
 
 def _camera_and_tracker(context, *args, **kwargs):
@@ -81,12 +81,15 @@ def generate_launch_description():
                               description="The tracker's image topic (default: /<camera_name>/image_raw)."),
         DeclareLaunchArgument("compressed", default_value="false",
                               description="Track on <image>/compressed (sensor_msgs/CompressedImage)."),
-        DeclareLaunchArgument("params_file", default_value="", description="Tracker params file (default: the package's)."),
+        DeclareLaunchArgument("params_file", default_value="",
+                              description="Tracker params file (default: the package's)."),
         DeclareLaunchArgument("model", default_value=""),
         DeclareLaunchArgument("engine", default_value=""),
         DeclareLaunchArgument("device", default_value=""),
         DeclareLaunchArgument("num_threads", default_value=""),
         DeclareLaunchArgument("namespace", default_value="", description="Tracker node namespace."),
         DeclareLaunchArgument("rviz", default_value="", description="true: also start rviz2 (config/tracker.rviz)."),
+        DeclareLaunchArgument("lifecycle", default_value="",
+                              description="true: the managed lifecycle node (autostarted)."),
         OpaqueFunction(function=_camera_and_tracker),
     ])

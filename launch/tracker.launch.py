@@ -3,6 +3,7 @@
     ros2 launch siam_tracker_ros tracker.launch.py image:=/camera/image_raw
     ros2 launch siam_tracker_ros tracker.launch.py params_file:=/path/my.yaml model:=siamfc
     ros2 launch siam_tracker_ros tracker.launch.py image:=/camera/image_raw input:=compressed rviz:=true
+    ros2 launch siam_tracker_ros tracker.launch.py lifecycle:=true autostart:=false   # managed node
 
 The same configuration as running the entry point directly:
     tracker_node --ros-args --params-file config/tracker.yaml -r image:=/camera/image_raw
@@ -10,7 +11,10 @@ The same configuration as running the entry point directly:
 Arguments left empty keep the params file's value (model, engine, device, input,
 num_threads). input:=compressed subscribes `<image>/compressed`
 (sensor_msgs/CompressedImage, as image_transport names it). rviz:=true also starts
-rviz2 with config/tracker.rviz (debug image and confidence map).
+rviz2 with config/tracker.rviz (debug image and confidence map). lifecycle:=true
+starts the managed lifecycle node (`tracker_node --lifecycle`): configure loads the
+model, activate subscribes; with autostart:=true (default) it configures and
+activates itself, with autostart:=false it waits for `ros2 lifecycle set`.
 """
 import os
 
@@ -35,8 +39,11 @@ def _tracker(context, *args, **kwargs):
         if text:
             overrides[name] = kind(text)
     image = value("image")
+    arguments = []
+    if value("lifecycle").lower() in ("true", "1", "yes"):
+        arguments = ["--lifecycle"] + (["--autostart"] if value("autostart").lower() in ("true", "1", "yes") else [])
     return [Node(package=PACKAGE, executable="tracker_node", name="siam_tracker",
-                 namespace=value("namespace"), output="screen", emulate_tty=True,
+                 namespace=value("namespace"), output="screen", emulate_tty=True, arguments=arguments,
                  parameters=[value("params_file")] + ([overrides] if overrides else []),
                  remappings=[("image", image)])]
 
@@ -56,6 +63,10 @@ def generate_launch_description():
         DeclareLaunchArgument("input", default_value="", description="Override the input: raw | compressed."),
         DeclareLaunchArgument("num_threads", default_value="", description="Override the engine's CPU threads."),
         DeclareLaunchArgument("namespace", default_value="", description="Node namespace."),
+        DeclareLaunchArgument("lifecycle", default_value="false",
+                              description="Start the managed lifecycle node instead of the plain node."),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="Lifecycle node: configure and activate at start."),
         DeclareLaunchArgument("rviz", default_value="false",
                               description="Also start rviz2 with config/tracker.rviz."),
         OpaqueFunction(function=_tracker),

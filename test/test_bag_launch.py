@@ -137,6 +137,14 @@ def test_tracker_launch(launch_api):
     from siam_tracker_ros.ros import params
     for key in node.kwargs["parameters"][1]:
         assert key in params.PARAMS_BY_NAME, f"{key} is not a node parameter"
+    assert node.kwargs["arguments"] == []
+    # lifecycle mode: the node's own flags (tracker_node --lifecycle [--autostart])
+    _, _, (node,) = expand(load("tracker.launch.py"), lifecycle="true")
+    assert node.kwargs["arguments"] == ["--lifecycle", "--autostart"]
+    _, _, (node,) = expand(load("tracker.launch.py"), lifecycle="true", autostart="false")
+    assert node.kwargs["arguments"] == ["--lifecycle"]
+    main_doc = open(os.path.join(ROOT, "siam_tracker_ros", "ros", "tracker_node.py")).read()
+    assert '"--lifecycle"' in main_doc and '"--autostart"' in main_doc
 
 
 def test_camera_tracker_launch(launch_api):
@@ -160,8 +168,8 @@ def test_camera_tracker_launch(launch_api):
     declared_tracker, _, _ = expand(load("tracker.launch.py"))
     assert set(args) <= set(declared_tracker)
 
-    _, _, (include,) = expand(desc, camera="none", image="/robot/image")
-    assert dict(include.kwargs["launch_arguments"]) == {"image": "/robot/image"}
+    _, _, (include,) = expand(desc, camera="none", image="/robot/image", lifecycle="true")
+    assert dict(include.kwargs["launch_arguments"]) == {"image": "/robot/image", "lifecycle": "true"}
     with pytest.raises(RuntimeError):
         expand(desc, camera="gopro")
 
