@@ -82,6 +82,11 @@ def info(args) -> int:
 
 
 def replay(args) -> int:
+    try:
+        import rclpy  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - ImportError, missing typesupport
+        raise ValueError(f"replay needs rclpy and the ROS 2 message packages ({type(exc).__name__}: {exc}); "
+                         "source env.sh (. ./env.sh) or a ROS 2 install") from None
     from ..ros.replay import BagReplay, parse_remaps
     player = BagReplay(args.bag, rate=args.rate, topics=args.topics or None, remap=parse_remaps(args.remap),
                        lockstep=args.lockstep, lockstep_timeout=args.lockstep_timeout,
