@@ -1,0 +1,600 @@
+"""Target supervisor: a TRACKING / LOST state a control loop can trust, for any Tracker.
+
+A bare Siamese tracker always returns a box, and its score says little about
+whether the box is on the target: the default model's score sits near 1.0 even
+on background, NanoTrack's near 0.9-1.0 (pysot issue 3). The supervisor watches
+each raw result, decides TRACKING or LOST with hysteresis, stops the tracker
+from drifting on bad frames, and while LOST searches the image (ring by ring,
+up to the whole frame) until the target is found again.
+
+    sup = TargetSupervisor(tracker, **params)      # params: SUPERVISOR_DEFAULTS keys
+    sup.init(image, box)                           # calls tracker.init
+    res = sup.step(image)                          # = search(image) if sup.searching
+                                                   #   else update(image, tracker.track(image))
+    res.state   # TrackState.TRACKING or LOST; when LOST res.box must not be used
+    res.evidence  # the numbers the decision was made from (below)
+
+No ROS imports: the node (ros/tracker_node.py) and the multi-target tracker
+(core/tracking/multi.py) use it.
+
+Evidence (TrackResult.evidence, per frame)
+------------------------------------------
+score          the tracker's raw score at its chosen point
+psr            peak-to-sidelobe ratio of the confidence map: (peak - mean) / std
+               of the map outside a (2r+1)^2 square around the peak, r = max(1, S // 8)
+entropy        normalised Shannon entropy of the confidence map (map / sum),
+               divided by log(#cells): 0 = one cell, 1 = flat
+jump           distance of the box centre from the previous box centre, in box
+               sizes (sqrt(w * h) of the previous box)
+size_change    |log(area / previous area)| / 2 (log of the side-length ratio)
+entropy_rise   entropy - the target's own running entropy level
+logit_drop     logit(level) - logit(score): the score's drop below the target's
+               own running level, in log-odds (scores clipped to [1e-4, 1 - 1e-4]);
+               log-odds because both models' scores saturate near 1: 0.999 -> 0.99
+               is a drop of 2.3, 0.8 -> 0.7 only 0.5
+badness        entropy_rise / entropy_rise_lost + max(0, logit_drop) / logit_drop_lost
+               + max(0, jump - jump_free) / jump_lost + max(0, size_change - size_free) / size_lost
+               + (1 if score < score_lost); 1.0 = a bad frame
+bad            1.0 when badness >= 1 (the frame does not count as the target)
+lost_count     consecutive bad frames so far
+state          1 TRACKING, 2 LOST (TrackState values)
+search_tiles   crops evaluated this frame while LOST (0 when tracking)
+search_ring    the widest ring of search tiles opened so far
+
+The levels (entropy, logit score) are running means over *trusted* frames
+(badness < trust_below), exponential with rate level_rate; the first
+warmup frames after init set them (plain mean), and during warm-up a frame is
+only bad through the absolute evidence (score_lost, jump, size); the search
+while LOST uses whatever level exists. Relative
+evidence is what makes one set of thresholds work for models whose scores sit
+at different levels.
+
+Decision (hysteresis)
+---------------------
+TRACKING -> LOST   after lost_frames consecutive bad frames, or at once when
+                   badness >= very_bad.
+On a bad frame that does not yet make the target LOST the tracker's state
+(centre, size, anything else in its attributes) is put back to the last good
+frame's (hold_on_bad): the motion and size state never learn from bad frames.
+LOST -> TRACKING   when the search's best candidate, re-evaluated on a crop centred
+                   on it, has badness <= recover_below (stricter than 1: hysteresis)
+                   on recover_frames consecutive frames at consistent places (the
+                   candidate moving < recover_jump box sizes between them).
+
+Search while LOST
+-----------------
+Crops at the target's last trusted scale (the tracker's size is held) centred on
+tiles of a grid around the last trusted position; spacing search_step x the search
+crop's side (s_x = context region x instance / exemplar). Ring r holds the tiles
+at Chebyshev distance r; ring 0 (the last position) is looked at every frame,
+a new ring opens every search_grow frames until the rings cover the whole image,
+and up to search_tiles crops per frame go round the open rings, nearest first.
+Each crop runs the tracker's own `_track` with its state saved and restored
+(nothing of the tracker changes). The best tile (lowest badness) is then
+re-evaluated on a crop centred on its candidate; if that passes, the tracker is
+left in the state that crop gave it (centre on the target, size as tracked):
+re-acquired. Cost while LOST: 1 + search_tiles (+ 1) crops per frame.
+
+Parameters (SUPERVISOR_DEFAULTS) and where the defaults come from
+----------------------------------------------------------------
+All thresholds were chosen from `python -m siam_tracker_ros.evaluation.lost_bench
+--models default nanotrack --evidence` (per-situation percentiles of the raw
+evidence on the 7 shared sequences, the target erased / a look-alike crossing /
+plain; docs/benchmarks/lost_state.md), with margins on both sides, not at one
+tuned point; they are relative, so they hold for the default model and NanoTrack
+(whose score levels differ):
+
+entropy_rise_lost 0.06   visible-and-tracked frames: entropy_rise p95 0.044
+                         (default) / 0.055 (NanoTrack); erased target, first 5 frames:
+                         median 0.113 / 0.263.
+logit_drop_lost   4.0    visible: logit_drop p95 2.4 / 2.8; erased: median 3.7 / 4.8.
+                         Summed with the entropy term: a frame is bad at e.g.
+                         rise 0.03 + drop 2.0 (each half-way).
+jump_free 0.5, jump_lost 0.5   visible: jump p99 0.56 / 0.51 box sizes, max 0.68;
+                         a jump of 1 box size (to a look-alike beside the target) adds 1.
+size_free 0.2, size_lost 0.3   the trackers smooth the size (lr), so size changes are small.
+score_lost        0.3    absolute floor: visible-and-tracked p1 0.79 / 0.96.
+very_bad          3.0    erased frames reach badness 3 (median about 2.8 default,
+                         5 NanoTrack); visible frames p99 below 2.
+lost_frames       3      with per-frame bad rates of ~5% on visible frames, 3 in a
+                         row is rare; erased frames are bad 88% / 100%, so LOST comes
+                         within 3-5 frames.
+recover_below     0.5    visible-and-tracked frames: badness median < 0.1.
+recover_frames    2, recover_jump 1.0
+warmup            3, level_rate 0.1, trust_below 0.5
+hold_on_bad       True
+search_step       0.5, search_grow 1, search_tiles 8
+
+set_params() validates and changes any of them at run time.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .. import geometry
+from .base import Tracker, TrackResult, TrackState
+
+SUPERVISOR_DEFAULTS: Dict[str, Any] = dict(
+    entropy_rise_lost=0.05,
+    entropy_gap_fraction=0.45,
+    background_tiles=4,
+    logit_drop_lost=4.0,
+    score_cap=0.99,
+    jump_free=0.5,
+    jump_lost=0.5,
+    size_free=0.2,
+    size_lost=0.3,
+    score_lost=0.3,
+    very_bad=3.0,
+    lost_frames=3,
+    recover_below=0.7,
+    recover_frames=2,
+    recover_jump=1.0,
+    recover_relaxed_below=1.5,
+    recover_relaxed_frames=5,
+    warmup=4,
+    level_rate=0.1,
+    trust_below=1.0,
+    hold_on_bad=True,
+    search_step=0.5,
+    search_grow=1,
+    search_tiles=8,
+    search_reach=0.5,
+    search_reach_rate=0.1,
+    search_distance_cost=1.0,
+)
+
+# (type, min, max) per parameter; min/max inclusive, None = unbounded.
+_PARAM_SPEC: Dict[str, Tuple[type, Optional[float], Optional[float]]] = dict(
+    entropy_rise_lost=(float, 1e-6, 1.0), logit_drop_lost=(float, 1e-6, 100.0),
+    entropy_gap_fraction=(float, 0.0, 1.0), background_tiles=(int, 0, 64),
+    score_cap=(float, 0.5, 0.9999),
+    jump_free=(float, 0.0, None), jump_lost=(float, 1e-6, None),
+    size_free=(float, 0.0, None), size_lost=(float, 1e-6, None),
+    score_lost=(float, 0.0, 1.0), very_bad=(float, 1.0, None),
+    lost_frames=(int, 1, 1000), recover_below=(float, 0.0, 1.0), recover_frames=(int, 1, 1000),
+    recover_jump=(float, 0.0, None), recover_relaxed_below=(float, 0.0, None),
+    recover_relaxed_frames=(int, 1, 1000), warmup=(int, 1, 1000), level_rate=(float, 1e-6, 1.0),
+    trust_below=(float, 0.0, 1.0), hold_on_bad=(bool, None, None),
+    search_step=(float, 0.05, 2.0), search_grow=(int, 1, 1000), search_tiles=(int, 0, 10000),
+    search_reach=(float, 0.0, None), search_reach_rate=(float, 0.0, None),
+    search_distance_cost=(float, 0.0, None),
+)
+
+
+def validate_params(params: Dict[str, Any]) -> Dict[str, Any]:
+    """Checked, typed copy of supervisor parameters; ValueError names the bad one."""
+    out = {}
+    for key, value in params.items():
+        if key not in _PARAM_SPEC:
+            raise ValueError(f"unknown supervisor parameter {key!r}; known: {', '.join(sorted(_PARAM_SPEC))}")
+        kind, lo, hi = _PARAM_SPEC[key]
+        if kind is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(f"{key} must be true or false, got {value!r}")
+                value = value.lower() in ("true", "1")
+            out[key] = bool(value)
+            continue
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            v = kind(value)
+            if kind is int and float(value) != v:
+                raise TypeError
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be {kind.__name__}, got {value!r}") from None
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"{key} must be finite, got {value!r}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ValueError(f"{key}={v} out of range [{lo}, {hi if hi is not None else 'inf'}]")
+        out[key] = v
+    return out
+
+
+# --------------------------------------------------------------------------- evidence
+def peak_to_sidelobe(confidence_map: np.ndarray, radius: Optional[int] = None) -> float:
+    """(peak - mean(sidelobe)) / std(sidelobe); sidelobe = the map outside the
+    (2r+1)^2 square around the peak, r = max(1, S // 8) for an S x S map."""
+    m = np.asarray(confidence_map, dtype=np.float64)
+    if m.ndim != 2 or m.size == 0:
+        raise ValueError(f"confidence map must be a non-empty 2-D array, got shape {m.shape}")
+    r = max(1, min(m.shape) // 8) if radius is None else int(radius)
+    i, j = np.unravel_index(int(np.argmax(m)), m.shape)
+    mask = np.ones(m.shape, bool)
+    mask[max(0, i - r):i + r + 1, max(0, j - r):j + r + 1] = False
+    side = m[mask]
+    if side.size < 2:
+        return 0.0
+    return float((m[i, j] - side.mean()) / (side.std() + 1e-6))
+
+
+def normalized_entropy(confidence_map: np.ndarray) -> float:
+    """Shannon entropy of map / sum(map), divided by log(#cells): 0 (one cell) .. 1 (flat).
+    Negative values are clipped to 0; an all-zero map counts as flat."""
+    m = np.clip(np.asarray(confidence_map, dtype=np.float64), 0.0, None).ravel()
+    if m.size < 2:
+        return 0.0
+    total = m.sum()
+    if total <= 0:
+        return 1.0
+    p = m[m > 0] / total
+    return float(-(p * np.log(p)).sum() / math.log(m.size))
+
+
+def logit(score: float, cap: float = 1.0 - 1e-4) -> float:
+    """log(s / (1 - s)) of the score clipped to [1e-4, cap]."""
+    s = min(max(float(score), 1e-4), min(float(cap), 1.0 - 1e-4))
+    return math.log(s / (1.0 - s))
+
+
+def _center(box) -> np.ndarray:
+    return np.array([box[0] + box[2] / 2.0, box[1] + box[3] / 2.0])
+
+
+def box_change(prev_box, box) -> Tuple[float, float]:
+    """(centre jump in box sizes of prev_box, |log side-length ratio|)."""
+    prev_side = math.sqrt(max(prev_box[2] * prev_box[3], 1e-12))
+    jump = float(np.linalg.norm(_center(box) - _center(prev_box)) / prev_side)
+    area = max(box[2] * box[3], 1e-12)
+    size = abs(math.log(area / max(prev_box[2] * prev_box[3], 1e-12))) / 2.0
+    return jump, size
+
+
+# --------------------------------------------------------------------------- tracker state
+def snapshot(tracker: Tracker) -> Dict[str, Any]:
+    """The tracker's attributes (numpy arrays copied; tensors and the model shared:
+    the trackers replace them, they do not change them in place)."""
+    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(tracker).items()}
+
+
+def restore(tracker: Tracker, snap: Dict[str, Any]) -> None:
+    for k, v in snap.items():
+        setattr(tracker, k, v.copy() if isinstance(v, np.ndarray) else v)
+
+
+def _raw_track(tracker: Tracker, image: np.ndarray, center) -> TrackResult:
+    """tracker._track on a crop centred on `center` (the caller saves / restores state)."""
+    tracker.center = np.asarray(center, dtype=np.float64).copy()
+    tracker.image_size = (image.shape[1], image.shape[0])
+    with torch.inference_mode():
+        result = tracker._track(image)
+    result.box = geometry.clip_box(result.box, *tracker.image_size)
+    result.score = float(np.clip(result.score, 0.0, 1.0))
+    return result
+
+
+def search_side(tracker: Tracker) -> float:
+    """Side in image px of the tracker's search crop at its current size."""
+    p = tracker.params
+    s_z = geometry.context_size(tracker.size[0], tracker.size[1], p.get("context_amount", 0.5))
+    return s_z * float(p.get("instance_size", 255)) / float(p.get("exemplar_size", 127))
+
+
+def ring_tiles(center, step: float, ring: int, image_size) -> List[np.ndarray]:
+    """Tile centres at Chebyshev distance `ring` (in steps) from `center`, kept inside
+    the image (centres outside are clamped in; duplicates dropped)."""
+    w, h = image_size
+    if ring == 0:
+        return [np.array([min(max(center[0], 0.0), w), min(max(center[1], 0.0), h)], float)]
+    out, seen = [], set()
+    for i in range(-ring, ring + 1):
+        for j in range(-ring, ring + 1):
+            if max(abs(i), abs(j)) != ring:
+                continue
+            c = np.array([center[0] + i * step, center[1] + j * step])
+            c = np.array([min(max(c[0], 0.0), w), min(max(c[1], 0.0), h)])
+            key = (int(round(c[0] / max(step * 0.25, 1.0))), int(round(c[1] / max(step * 0.25, 1.0))))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def rings_to_cover(center, step: float, image_size) -> int:
+    w, h = image_size
+    reach = max(center[0], w - center[0], center[1], h - center[1])
+    return max(1, int(math.ceil(reach / max(step, 1e-6))))
+
+
+# --------------------------------------------------------------------------- supervisor
+class TargetSupervisor:
+    """TRACKING / LOST decisions and re-acquisition around one Tracker (module docstring)."""
+
+    def __init__(self, tracker: Tracker, **params):
+        self.tracker = tracker
+        self.params: Dict[str, Any] = dict(SUPERVISOR_DEFAULTS)
+        self.params.update(validate_params(params))
+        self._reset_state()
+
+    # -- public API ------------------------------------------------------------------
+    def set_params(self, **kw) -> None:
+        """Change parameters at run time (all checked before any is applied)."""
+        self.params.update(validate_params(kw))
+
+    @property
+    def state(self) -> TrackState:
+        return self._state
+
+    @property
+    def searching(self) -> bool:
+        return self._state == TrackState.LOST
+
+    def init(self, image: np.ndarray, box) -> None:
+        self.tracker.init(image, box)
+        self._reset_state()
+        self._state = TrackState.TRACKING
+        self._prev_box = np.asarray(self.tracker.box, dtype=np.float64)
+        self._good = snapshot(self.tracker)
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        self._reset_state()
+
+    def step(self, image: np.ndarray) -> TrackResult:
+        if self.searching:
+            return self.search(image)
+        return self.update(image, self.tracker.track(image))
+
+    def update(self, image: np.ndarray, raw: TrackResult) -> TrackResult:
+        """Judge `raw` (= tracker.track(image) of this frame) on the TRACKING path."""
+        if self._state == TrackState.IDLE:
+            raise RuntimeError("TargetSupervisor.update() before init()")
+        if self.searching:
+            raise RuntimeError("update() while LOST: call search(image) (or step(image))")
+        p = self.params
+        if len(self._bg_entropy) < p["background_tiles"]:
+            self._sample_background(image)
+        ev = self.evidence(raw, self._prev_box, relative=self._level_n >= p["warmup"])
+        self._frames += 1
+        bad = ev["badness"] >= 1.0
+        if bad:
+            self._bad_run += 1
+        else:
+            self._bad_run = 0
+        lost = bad and (self._bad_run >= p["lost_frames"] or ev["badness"] >= p["very_bad"])
+        if not bad:
+            self._learn(ev)
+            self._prev_box = np.asarray(raw.box, dtype=np.float64)
+            self._good = snapshot(self.tracker)
+            self._last_good_box = self._prev_box.copy()
+        elif p["hold_on_bad"] or lost:
+            restore(self.tracker, self._good)
+        if lost:
+            self._enter_lost()
+        ev["bad"] = float(bad)
+        ev["lost_count"] = float(self._bad_run)
+        ev["search_tiles"] = 0.0
+        ev["search_ring"] = 0.0
+        ev["state"] = float(self._state)
+        raw.state = self._state
+        raw.evidence = ev
+        return raw
+
+    def search(self, image: np.ndarray) -> TrackResult:
+        """The LOST path: widening search; re-acquires when the recover evidence holds."""
+        if not self.searching:
+            raise RuntimeError("search() while not LOST: call update() (or step(image))")
+        p = self.params
+        trk = self.tracker
+        restore(trk, self._good)
+        self._lost_frames_seen += 1
+        size = (image.shape[1], image.shape[0])
+        step = max(search_side(trk) * p["search_step"], 1.0)
+        anchor = _center(self._last_good_box)
+        max_ring = rings_to_cover(anchor, step, size)
+        self._open_ring = min(max_ring, 1 + (self._lost_frames_seen - 1) // p["search_grow"])
+        centers = [ring_tiles(anchor, step, 0, size)[0]]
+        if self._candidate is not None:
+            centers.append(self._candidate[0])
+        centers += self._next_tiles(anchor, step, size, p["search_tiles"])
+        side_x = search_side(trk)
+        reach = p["search_reach"] + p["search_reach_rate"] * (self._lost_frames_seen - 1)
+
+        def far_cost(box) -> float:
+            d = float(np.linalg.norm(_center(box) - anchor)) / side_x
+            return p["search_distance_cost"] * max(0.0, d - reach)
+
+        best: Optional[Tuple[float, TrackResult, Dict[str, float]]] = None
+        center_badness = float("nan")
+        for k, c in enumerate(centers):
+            res = _raw_track(trk, image, c)
+            restore(trk, self._good)
+            ev = self.evidence(res, None)
+            if k == 0:
+                center_badness = ev["badness"]
+            b = ev["badness"] + far_cost(res.box)
+            if best is None or b < best[0]:
+                best = (b, res, ev)
+        # Re-evaluate the best candidate on a crop centred on it (tracking conditions).
+        cand_center = _center(best[1].box)
+        res = _raw_track(trk, image, cand_center)
+        ev = self.evidence(res, None)
+        n_crops = len(centers) + 1
+        ev["distance_cost"] = far_cost(res.box)
+        b_eff = ev["badness"] + ev["distance_cost"]
+        strict = b_eff <= p["recover_below"]
+        relaxed = b_eff < p["recover_relaxed_below"]
+        passed = strict
+        if relaxed:
+            here = _center(res.box)
+            side = math.sqrt(max(self._last_good_box[2] * self._last_good_box[3], 1e-12))
+            consistent = (self._candidate is not None and
+                          np.linalg.norm(here - self._candidate[0]) / side <= p["recover_jump"])
+            self._cand_run = (self._cand_run + 1) if (consistent and strict) else int(strict)
+            self._relaxed_run = (self._relaxed_run + 1) if consistent else 1
+            self._candidate = (here, res.box.copy())
+        else:
+            self._cand_run = 0
+            self._relaxed_run = 0
+            self._candidate = None
+        via_relaxed = relaxed and self._relaxed_run >= p["recover_relaxed_frames"]
+        if (strict and self._cand_run >= p["recover_frames"]) or via_relaxed:
+            # Re-acquired: keep the state that the verification crop gave the tracker.
+            if not (strict and self._cand_run >= p["recover_frames"]):
+                # Found by persistence, not by likeness to the old levels: the scene
+                # changed, so the levels start again from what the target looks like now.
+                self._ent_level = ev["entropy"] if math.isfinite(ev["entropy"]) else self._ent_level
+                self._logit_level = logit(ev["score"], p["score_cap"])
+            self._state = TrackState.TRACKING
+            self._bad_run = 0
+            self._prev_box = np.asarray(res.box, dtype=np.float64)
+            self._last_good_box = self._prev_box.copy()
+            self._good = snapshot(trk)
+            self._candidate = None
+            self._cand_run = 0
+            self._relaxed_run = 0
+            passed = True
+        else:
+            restore(trk, self._good)
+        ev["bad"] = float(not passed)
+        ev["lost_count"] = float(self._bad_run)
+        ev["search_tiles"] = float(n_crops)
+        ev["search_center_badness"] = center_badness
+        ev["search_distance"] = float(np.linalg.norm(_center(res.box) - anchor)
+                                      / math.sqrt(max(self._last_good_box[2] * self._last_good_box[3], 1e-12)))
+        ev["search_ring"] = float(self._open_ring)
+        ev["state"] = float(self._state)
+        res.state = self._state
+        res.evidence = ev
+        return res
+
+    def evidence(self, raw: TrackResult, prev_box, relative: bool = True) -> Dict[str, float]:
+        """The per-frame evidence (module docstring) of one raw result, judged against
+        this target's running levels (when `relative` and a level exists); prev_box
+        None: no jump / size terms (search crops)."""
+        p = self.params
+        cmap = raw.confidence_map
+        ent = normalized_entropy(cmap) if cmap is not None and np.size(cmap) > 1 else float("nan")
+        psr = peak_to_sidelobe(cmap) if cmap is not None and np.size(cmap) > 1 else float("nan")
+        score = float(raw.score)
+        if prev_box is not None:
+            jump, size = box_change(prev_box, raw.box)
+        else:
+            jump, size = 0.0, 0.0
+        warm = relative and self._level_n >= 1
+        rise = (ent - self._ent_level) if (warm and math.isfinite(ent)) else 0.0
+        drop = (self._logit_level - logit(score, p["score_cap"])) if warm else 0.0
+        badness = (rise / self.entropy_threshold() + max(0.0, drop) / p["logit_drop_lost"]
+                   + max(0.0, jump - p["jump_free"]) / p["jump_lost"]
+                   + max(0.0, size - p["size_free"]) / p["size_lost"]
+                   + (1.0 if score < p["score_lost"] else 0.0))
+        return {"score": score, "psr": psr, "entropy": ent, "jump": jump, "size_change": size,
+                "entropy_rise": rise, "logit_drop": drop, "badness": float(max(badness, 0.0)),
+                "entropy_level": self._ent_level if warm else float("nan"),
+                "entropy_threshold": self.entropy_threshold(),
+                "background_entropy": self._bg_level,
+                "score_level": (1.0 / (1.0 + math.exp(-self._logit_level))) if warm else float("nan")}
+
+    # -- internals -------------------------------------------------------------------
+    def _reset_state(self) -> None:
+        self._state = TrackState.IDLE
+        self._bg_entropy: List[float] = []
+        self._bg_level = float("nan")
+        self._gap: Optional[float] = None
+        self._bad_run = 0
+        self._frames = 0
+        self._ent_level = 0.0
+        self._logit_level = 0.0
+        self._level_n = 0
+        self._prev_box = None
+        self._last_good_box = None
+        self._good: Optional[Dict[str, Any]] = None
+        self._lost_frames_seen = 0
+        self._open_ring = 0
+        self._tile_queue: List[np.ndarray] = []
+        self._queued_ring = 0
+        self._candidate = None
+        self._cand_run = 0
+        self._relaxed_run = 0
+
+    def entropy_threshold(self) -> float:
+        """The entropy rise that alone makes a frame bad: entropy_gap_fraction of the way
+        from the target's level to the background's (measured on this target's first
+        frames), at least entropy_rise_lost."""
+        p = self.params
+        t = p["entropy_rise_lost"]
+        if self._gap is not None:
+            t = max(t, p["entropy_gap_fraction"] * self._gap)
+        return t
+
+    def _sample_background(self, image: np.ndarray) -> None:
+        """One crop at a background place (one search-crop side away from the target, the
+        k-th of right/left/below/above/diagonals) -> its map entropy; after the last one
+        the background level and the target-to-background gap are fixed."""
+        trk = self.tracker
+        k = len(self._bg_entropy)
+        dirs = ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1), (-1, 1))
+        d = np.array(dirs[k % len(dirs)], dtype=np.float64) * (1.0 + k // len(dirs))
+        side = search_side(trk)
+        center = np.asarray(trk.center, dtype=np.float64) + d * side
+        w, h = image.shape[1], image.shape[0]
+        center = np.array([min(max(center[0], 0.0), w), min(max(center[1], 0.0), h)])
+        snap = snapshot(trk)
+        try:
+            res = _raw_track(trk, image, center)
+        finally:
+            restore(trk, snap)
+        cmap = res.confidence_map
+        self._bg_entropy.append(normalized_entropy(cmap) if cmap is not None and np.size(cmap) > 1
+                                else float("nan"))
+
+    def _fix_gap(self) -> None:
+        vals = [v for v in self._bg_entropy if math.isfinite(v)]
+        if vals and self._gap is None and self._level_n >= self.params["warmup"]:
+            self._bg_level = float(np.median(vals))
+            self._gap = max(0.0, self._bg_level - self._ent_level)
+
+    def _learn(self, ev: Dict[str, float]) -> None:
+        """Update the running levels from a trusted frame."""
+        if ev["badness"] >= self.params["trust_below"] and self._level_n >= self.params["warmup"]:
+            return
+        ent, lg = ev["entropy"], logit(ev["score"], self.params["score_cap"])
+        if not math.isfinite(ent):
+            ent = self._ent_level
+        if self._level_n < self.params["warmup"]:
+            n = self._level_n
+            self._ent_level = (self._ent_level * n + ent) / (n + 1)
+            self._logit_level = (self._logit_level * n + lg) / (n + 1)
+        else:
+            a = self.params["level_rate"]
+            self._ent_level += a * (ent - self._ent_level)
+            self._logit_level += a * (lg - self._logit_level)
+        self._level_n += 1
+        if self._gap is None and len(self._bg_entropy) >= self.params["background_tiles"]:
+            self._fix_gap()
+
+    def _enter_lost(self) -> None:
+        self._state = TrackState.LOST
+        self._lost_frames_seen = 0
+        self._open_ring = 0
+        self._tile_queue = []
+        self._queued_ring = 0
+        self._candidate = None
+        self._cand_run = 0
+        self._relaxed_run = 0
+
+    def _next_tiles(self, anchor, step, size, budget: int) -> List[np.ndarray]:
+        """Up to `budget` tiles from the open rings (1..open ring), nearest ring first,
+        going round again once every open ring has been looked at."""
+        out: List[np.ndarray] = []
+        if budget <= 0:
+            return out
+        guard = 0
+        while len(out) < budget and guard < 4:
+            if not self._tile_queue:
+                if self._queued_ring >= self._open_ring:
+                    self._queued_ring = 0         # every open ring seen: start again
+                    guard += 1
+                    if self._open_ring == 0:
+                        break
+                self._queued_ring += 1
+                self._tile_queue = ring_tiles(anchor, step, self._queued_ring, size)
+                continue
+            out.append(self._tile_queue.pop(0))
+        return out
