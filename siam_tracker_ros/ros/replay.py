@@ -50,6 +50,11 @@ def parse_remaps(items: Sequence[str]) -> Dict[str, str]:
     return out
 
 
+def absolute_topic(topic: Optional[str]) -> Optional[str]:
+    """Graph names are absolute: 'a/b' -> '/a/b'."""
+    return topic if not topic or topic.startswith("/") else "/" + topic
+
+
 def message_class(msgtype: str):
     """'pkg/msg/Name' -> the rclpy message class (ImportError when not installed)."""
     pkg, kind, name = msgtype.split("/")
@@ -149,6 +154,8 @@ class BagReplay:
         self.rate = float(rate)
         self.topics = list(topics) if topics else None
         self.remap = dict(remap or {})
+        lockstep = absolute_topic(lockstep)
+        record_topics = [absolute_topic(t) for t in record_topics or ()]
         self.lockstep = lockstep
         self.lockstep_timeout = float(lockstep_timeout)
         self.init_timeout = float(init_timeout)
