@@ -216,7 +216,8 @@ def evaluate(bag: str, model: str = "default", device: str = "cpu", weights: Opt
     results = track_bag(bag, target, init, image_topic=content.image_topic, log=log)
     summary: Dict[str, Any] = {
         "bag": bag, "model": model, "device": str(getattr(tracker, "device", device)), "engine": engine or "torch",
-        "supervisor": use_supervisor, "supervisor_params": dict(supervisor_params or {}),
+        "supervisor": use_supervisor,
+        "supervisor_params": dict(supervisor_params or {}) if use_supervisor else None,
         "init": {"stamp": int(init[0]), "box": [float(v) for v in init[1]], "target_id": int(init[2])},
         "frames": len(results), "image_topic": content.image_topic,
         "lost_frames": sum(r.state == bags.STATE_LOST for r in results),
