@@ -60,3 +60,14 @@ def test_siam_bench_cli(tmp_path):
     text = benchmarks_doc.build(None, out, None, None, str(tmp_path / "B.md"))
     assert "## Speed and memory (siam-bench)" in text and "| opencv-kcf | cpu | 1 | fp32 |" in text
     assert "no GPU on this machine" in text or "measured" in text
+
+
+def test_benchmarks_doc_includes_the_separately_generated_tables(tmp_path):
+    from siam_tracker_ros.evaluation import benchmarks_doc
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "soak.md").write_text(
+        "# Soak\n\n## Run 1\n\n```\n# a shell comment\n```\n| rss | 1.01 |\n")
+    text = benchmarks_doc.build(None, None, None, None, str(tmp_path / "B.md"))
+    soak = text[text.index("## Soak: 10 minutes"):]
+    assert "### Run 1" in soak and "# a shell comment" in soak and "| rss | 1.01 |" in soak
+    assert "docs/benchmarks/lost_state.md is missing" in text

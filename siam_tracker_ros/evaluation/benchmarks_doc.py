@@ -202,6 +202,39 @@ Read the numbers with their caveats:
 """
 
 
+# Benchmarks with their own commands (each file names its command, machine and
+# date); build() includes them so that docs/BENCHMARKS.md holds every figure.
+INCLUDED = (
+    ("lost_state.md", "Lost state: LOST latency, false LOST, re-acquisition (node supervisor)"),
+    ("multi_target.md", "Several targets: batched vs one by one"),
+    ("soak.md", "Soak: 10 minutes of 30 Hz input through the node"),
+    ("ablation.md", "Ablation: the papers' attention vs plain light models"),
+)
+
+
+def _included_sections(folder: str) -> List[str]:
+    lines: List[str] = []
+    for name, title in INCLUDED:
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            lines += [f"## {title}", "", f"(not generated yet: docs/benchmarks/{name} is missing)", ""]
+            continue
+        with open(path) as f:
+            body = f.read().strip().splitlines()
+        # The file's own top heading becomes this section's heading; deeper ones move down a level.
+        if body and body[0].startswith("# "):
+            body = body[1:]
+        fenced, demoted = False, []
+        for ln in body:
+            if ln.startswith("```"):
+                fenced = not fenced
+            demoted.append("#" + ln if ln.startswith("#") and not fenced else ln)
+        body = demoted
+        lines += [f"## {title}", "", f"Included from `docs/benchmarks/{name}` (its command is inside).", ""]
+        lines += body + [""]
+    return lines
+
+
 def build(eval_dir: Optional[str], bench_dir: Optional[str], vot_dir: Optional[str],
           images: Optional[str], out_path: str) -> str:
     lines = [HEADER]
@@ -227,6 +260,7 @@ def build(eval_dir: Optional[str], bench_dir: Optional[str], vot_dir: Optional[s
         lines += _bench_section(bench)
     else:
         lines += ["## Speed and memory", "", f"(no siam-bench results in {bench_dir})", ""]
+    lines += _included_sections(os.path.join(os.path.dirname(os.path.abspath(out_path)), "benchmarks"))
     lines += [CONVENTIONS_MD, USAGE_MD, "## Regenerating", "",
               "```", "bash scripts/benchmarks.sh            # all registered models + peers",
               "MODELS=\"siamfc nanotrack\" bash scripts/benchmarks.sh   # a subset", "```", "",
