@@ -255,10 +255,10 @@ def test_supervised_targets_equal_per_target_supervisor_runs(crossing):
     frames, boxes = crossing
     frames = frames[:6]
     shared, build = _builder("default")
-    # Target 1 runs with the defaults on frame 1, then goes LOST at once (every
-    # score < score_lost = 1 is bad and very bad), so from frame 3 on it runs the
-    # search; the other targets keep the defaults.
-    lost_now = dict(score_lost=1.0, very_bad=1.0, search_tiles=2)
+    # Target 1 runs with the defaults on frame 1, then any movement makes its frames
+    # very bad (jump_free 0, jump_lost 1e-6, very_bad 1), so it goes LOST and from
+    # then on runs the search; the other targets keep the defaults.
+    lost_now = dict(jump_free=0.0, jump_lost=1e-6, very_bad=1.0, search_tiles=2)
     per_target = []
     for i, b in enumerate(boxes[:3]):
         sup = monitor.TargetSupervisor(build())
@@ -269,8 +269,8 @@ def test_supervised_targets_equal_per_target_supervisor_runs(crossing):
                 sup.set_params(**lost_now)
             runs.append(sup.step(f))
         per_target.append(runs)
-    assert per_target[1][0].state == TrackState.TRACKING and per_target[1][1].state == TrackState.LOST
-    assert per_target[1][2].evidence["search_tiles"] > 0      # the search path ran
+    assert any(r.state == TrackState.LOST for r in per_target[1])
+    assert any(r.evidence.get("search_tiles", 0) > 0 for r in per_target[1])   # the search path ran
 
     mt = MultiTargetTracker(build, supervisor_params={})
     for i, b in enumerate(boxes[:3]):
