@@ -28,6 +28,17 @@ of the batched convolutions (test/test_multi.py: boxes within 1e-4 px,
 scores within 1e-5). With one target to run, the single-target path
 `tracker.track(image)` is used as is (bit-identical).
 
+Exactness: on the CPU every registered model gives bit-identical per-target
+results batched and alone (NanoTrack / MobileNetV3 run their tiny GEMMs per
+sample at inference for this, models/nanotrack.py, models/mobilenetv3.py).
+On CUDA, cuDNN may pick other convolution algorithms for other batch sizes:
+expect float-rounding differences there, which the closed tracking loop can
+grow to fractions of a pixel over frames. TorchEngine(compile=True) compiles
+once per batch size seen (the number of TRACKING targets).
+Speed: one call instead of N saves the per-call overhead; on one CPU thread
+the network's work still grows with N (docs/benchmarks/multi_target.md:
+~1.1x per target with 5 targets, not measurable with 2).
+
 Fallbacks to one network call per target (same results, no batching):
 - engines that cannot batch targets: the onnxruntime engine's export has a
   fixed batch-1 template and a fixed search batch (core/engines/export.py),
