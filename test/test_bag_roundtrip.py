@@ -23,17 +23,36 @@ IMAGE_TOPIC = "/camera/image_raw"
 RESULTS_TOPIC = "/siam_tracker/tracked_object"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "config", "tracker.yaml")
+METRIC_KEYS = ("auc", "precision20", "norm_precision20", "success50", "ao", "sr50", "sr75")
+
+
+# Node parameters that keep the target supervisor from acting (never LOST, the tracker never
+# restored), for as long as neither the supervisor nor the node has an off switch.
+NEUTRAL_SUPERVISOR = {"lost_threshold": 0.0, "supervisor.lost_frames": 1000, "supervisor.very_bad": 1.0e9,
+                      "supervisor.persist_lost": 1.0e9, "supervisor.hold_on_bad": False}
+
+
+def neutral_params():
+    from siam_tracker_ros.core.tracking.monitor import SUPERVISOR_DEFAULTS
+    if "enabled" in SUPERVISOR_DEFAULTS:
+        return {"supervisor.enabled": False}
+    return {k: v for k, v in NEUTRAL_SUPERVISOR.items()
+            if not k.startswith("supervisor.") or k.split(".", 1)[1] in SUPERVISOR_DEFAULTS}
+
+
+def ros_value(v) -> str:
+    """A value as `-p name:=value` needs it (YAML: 1e9 alone would be a string)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(float(v)) if isinstance(v, float) else str(v)
 
 
 def node_raw_args():
     """Node parameters that make its boxes the raw tracker's (as siam-eval records them)."""
-    from siam_tracker_ros.core.tracking.monitor import SUPERVISOR_DEFAULTS
-    if "enabled" in SUPERVISOR_DEFAULTS:
-        return ["-p", "supervisor.enabled:=false"]
-    # no switch yet: a supervisor that never calls a frame bad enough to act on
-    return ["-p", "lost_threshold:=0.0", "-p", "supervisor.lost_frames:=1000",
-            "-p", "supervisor.very_bad:=1.0e9", "-p", "supervisor.hold_on_bad:=false"]
-METRIC_KEYS = ("auc", "precision20", "norm_precision20", "success50", "ao", "sr50", "sr75")
+    out = []
+    for k, v in neutral_params().items():
+        out += ["-p", f"{k}:={ros_value(v)}"]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +107,15 @@ def test_offline_eval_equals_siam_eval(tmp_path, sequences_dir, excerpt, siam_ev
     # the results bag alone (it carries the ground truth and init) scores the same
     alone = bag_eval.score_bags(results)["metrics"]
     assert [alone[k] for k in METRIC_KEYS] == [scored[k] for k in METRIC_KEYS]
+    # the supervisor with the node parameters the round trip passes acts on nothing: same boxes
+    neutral = str(tmp_path / "neutral_results")
+    argv = ["eval", bag, "--model", "default", "--device", "cpu", "--threads", "1", "--results-bag", neutral]
+    for k, v in neutral_params().items():
+        argv += ["-p", f"{k}={ros_value(v)}"]
+    assert siam_bag(argv) == 0
+    m = bag_eval.score_bags(neutral)["metrics"]
+    assert m["lost"] == 0 and m["boxes"] == scored["boxes"], \
+        "the supervisor still acts with node_raw_args(): it has a new way to LOST; update NEUTRAL_SUPERVISOR"
 
 
 def run_node_on_bag(tmp_path, bag, results, extra_args):
