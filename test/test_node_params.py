@@ -102,6 +102,8 @@ def test_runtime_changes_reach_the_running_node(rclpy_context):
         sup = node.targets.mt.supervisor_params
         assert sup["score_lost"] == params.PARAMS_BY_NAME["lost_threshold"].default
         assert node.has_parameter("supervisor.lost_frames") and node.has_parameter("tracker.penalty_k")
+        image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        node.targets.add(1, image, [40, 40, 30, 30])       # a target that exists before the change
         results = node.set_parameters([Parameter("lost_threshold", value=0.55),
                                        Parameter("recover_threshold", value=0.25),
                                        Parameter("supervisor.lost_frames", value=5),
@@ -112,11 +114,12 @@ def test_runtime_changes_reach_the_running_node(rclpy_context):
         sup = node.targets.mt.supervisor_params
         assert (sup["score_lost"], sup["recover_below"], sup["lost_frames"]) == (0.55, 0.25, 5)
         assert node._tracker_params["penalty_k"] == 0.3
-        # every target's tracker shares that dict: a new target gets the changed value too
-        clip = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
-        node.targets.add(1, clip, [40, 40, 30, 30])
-        assert node.targets.mt.tracker(1).params["penalty_k"] == 0.3
-        assert node.targets.mt.supervisor(1).params["score_lost"] == 0.55
+        # the existing target and a new one get the changed values (one tracker params dict)
+        node.targets.add(2, image, [80, 60, 30, 30])
+        for target_id in (1, 2):
+            assert node.targets.mt.tracker(target_id).params["penalty_k"] == 0.3
+            assert node.targets.mt.supervisor(target_id).params["score_lost"] == 0.55
+            assert node.targets.mt.supervisor(target_id).params["lost_frames"] == 5
         assert node._cache.frames.maxlen == 4 and node.values["publish_debug_image"] is False
         for name, value in (("qos.depth", 5), ("device", "cpu"), ("lost_threshold", -0.1),
                             ("supervisor.lost_frames", 0)):
