@@ -1,0 +1,123 @@
+"""The node's frame/init handling driven directly, in this process, without DDS or the
+worker thread (deterministic): an init on the frame being answered, with another target
+running; out-of-order frames and clock resets; an init drawn before an image size change."""
+import numpy as np
+import pytest
+
+from ros_node_fixtures import load_clip
+
+from siam_tracker_ros.core.tracking.base import TrackState
+
+pytestmark = pytest.mark.ros_env
+
+T0 = 1_780_000_000 * 1_000_000_000
+DT = 33_000_000
+
+
+class FakePub:
+    def __init__(self, subscribers=0):
+        self.msgs = []
+        self.subscribers = subscribers
+
+    def publish(self, msg):
+        self.msgs.append(msg)
+
+    def get_subscription_count(self):
+        return self.subscribers
+
+
+@pytest.fixture
+def node(rclpy_context):
+    from siam_tracker_ros.ros.tracker_node import TrackerNode
+    n = TrackerNode(context=rclpy_context)
+    n.stop_worker()                      # the test calls _process itself
+    n.pub_object, n.pub_objects, n.pub_map, n.pub_debug = FakePub(), FakePub(), FakePub(1), FakePub(1)
+    try:
+        yield n
+    finally:
+        n.destroy_node()
+
+
+def image_msg(image, stamp):
+    from siam_tracker_ros.ros.client import make_header
+    from siam_tracker_ros.ros.image_conversion import numpy_to_image_msg
+    return numpy_to_image_msg(image, "bgr8", header=make_header(stamp))
+
+
+def init_msg(box, stamp, target_id):
+    from siam_tracker_msgs.msg import TargetInit
+
+    from siam_tracker_ros.ros.client import make_header
+    m = TargetInit(header=make_header(stamp), target_id=target_id)
+    m.x, m.y, m.width, m.height = (float(v) for v in box)
+    return m
+
+
+def objects_at(node, stamp):
+    from siam_tracker_ros.ros.messages import stamp_ns
+    return {m.target_id: m for m in node.pub_object.msgs if stamp_ns(m.header.stamp) == stamp}
+
+
+def test_init_on_the_answered_frame_with_another_target(node):
+    clip = load_clip(6)
+    node._on_image(image_msg(clip.frames[0], T0))
+    node._process()
+    assert objects_at(node, T0)[0].state == TrackState.IDLE
+    node._on_init(init_msg(clip.init_box, T0, 1))
+    node._process()                                   # no new frame: the init alone
+    assert node.targets.ids == [1] and node.targets.records[1].frames == 0
+    # frame 1 and an init for id 2 drawn on frame 1 arrive before the worker runs
+    box2 = np.array([280.0, 40.0, 50.0, 50.0])
+    node._on_image(image_msg(clip.frames[1], T0 + DT))
+    node._on_init(init_msg(box2, T0 + DT, 2))
+    node._process()
+    got = objects_at(node, T0 + DT)
+    assert sorted(got) == [1, 2]
+    # id 2 answers with its init box on its own init frame and is not tracked on it
+    assert got[2].state == TrackState.TRACKING and got[2].score == 1.0
+    np.testing.assert_allclose([got[2].x, got[2].y, got[2].width, got[2].height], box2, atol=1e-3)
+    assert node.targets.records[2].frames == 0 and node.targets.records[1].frames == 1
+    assert got[1].score < 1.0
+    # confidence maps: only for the tracked target; the array holds both
+    assert [m.target_id for m in node.pub_map.msgs] == [1]
+    assert sorted(o.target_id for o in node.pub_objects.msgs[-1].objects) == [1, 2]
+    node._on_image(image_msg(clip.frames[2], T0 + 2 * DT))
+    node._process()
+    assert node.targets.records[2].frames == 1 and node.targets.records[1].frames == 2
+
+
+def test_out_of_order_and_clock_reset(node):
+    from siam_tracker_ros.ros.health import DROP_OUT_OF_ORDER
+    clip = load_clip(4)
+    node._on_image(image_msg(clip.frames[0], T0 + 5 * DT))
+    node._process()
+    node._on_image(image_msg(clip.frames[1], T0 + 2 * DT))          # 99 ms older: dropped
+    assert node._latest is None and node.health.dropped[DROP_OUT_OF_ORDER] == 1
+    node._on_image(image_msg(clip.frames[1], T0 + 5 * DT))          # same stamp: accepted
+    assert node._latest is not None
+    node._process()
+    node._on_image(image_msg(clip.frames[2], T0 - 10_000_000_000))  # 10 s back: clock reset
+    assert node._latest is not None and node.health.counts["clock_resets"] == 1
+    assert [f.stamp for f in node._cache.frames] == [T0 - 10_000_000_000]   # old timeline dropped
+    node._process()
+    node._on_image(image_msg(clip.frames[3], T0 - 10_000_000_000 + DT))     # the new timeline goes on
+    assert node._latest is not None and node.health.dropped[DROP_OUT_OF_ORDER] == 1
+    level, message, values = node.health.report(targets={}, active=True, input_timeout=1.0,
+                                                drop_warn_ratio=0.5)
+    assert level == 1 and "clock reset" in message and "out_of_order" in message
+
+
+def test_init_drawn_before_a_size_change_is_scaled(node):
+    import cv2
+    clip = load_clip(4)
+    node._on_image(image_msg(clip.frames[0], T0))
+    node._process()
+    node._on_init(init_msg(clip.init_box, T0, 3))                   # drawn on the small frame ...
+    big = cv2.resize(clip.frames[1], None, fx=2.0, fy=2.0)
+    node._on_image(image_msg(big, T0 + DT))                         # ... the next frame is 2x
+    node._process()
+    got = objects_at(node, T0 + DT)
+    assert list(got) == [3] and got[3].state == TrackState.TRACKING
+    np.testing.assert_allclose([got[3].x, got[3].y, got[3].width, got[3].height],
+                               clip.init_box * 2.0, atol=1e-3)
+    assert node.health.counts["size_changes"] == 1
