@@ -497,6 +497,19 @@ def sweep_lines(rows: List[Tuple[str, str, Dict[str, Any]]]) -> List[str]:
     return lines
 
 
+def _task(a) -> Tuple[List[Dict[str, Any]], Dict[str, List[Dict[str, float]]]]:
+    """One (model, parameters) run over the test sequences (also in a worker process)."""
+    (model, change, params, device, threads, root, names, kinds, lead, absent, after, cross,
+     plain_frames, per_run) = a
+    import torch
+    from ..core.models.registry import build_tracker
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    seqs, _ = build_sequences(root, names, kinds, lead, absent, after, cross, plain_frames)
+    tracker = build_tracker(model, device=device)
+    return run_model(tracker, params, seqs, per_run, f"{model}{(' ' + change) if change else ''}")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m siam_tracker_ros.evaluation.lost_bench",
                                  description=__doc__.split("\n\n")[0])
@@ -514,6 +527,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="supervisor parameters")
     ap.add_argument("--sweep", nargs="*", default=[], metavar="KEY=V1,V2",
                     help="also run with each value of each parameter (one at a time; the margins table)")
+    ap.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (model x sweep variant)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--evidence", action="store_true", help="print the evidence percentiles per situation")
@@ -523,7 +537,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-    from ..core.models.registry import build_tracker
     from ..core.tracking.monitor import SUPERVISOR_DEFAULTS, validate_params
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -559,15 +572,30 @@ def main(argv: Optional[List[str]] = None) -> int:
           "TRACKING while the target is absent (after the first 5 absent frames) or the box has IoU <= 0.1.", ""]
     everything: Dict[str, Any] = {"command": command, "params": {**SUPERVISOR_DEFAULTS, **params}, "models": {}}
     sweep_rows: List[Tuple[str, str, Dict[str, Any]]] = []
+    tasks = []
     for model in args.models:
-        tracker = build_tracker(model, device=args.device)
-        t0 = time.perf_counter()
-        scores, groups = run_model(tracker, params, seqs, args.per_run, model)
+        tasks.append((model, "", params))
+        for k, vals in sweep:
+            for v in vals:
+                tasks.append((model, f"{k}={v}", {**params, k: v}))
+    job_args = [(model, change, p, args.device, args.threads, root, args.names, args.kinds, args.lead,
+                 args.absent, args.after, args.cross, args.plain_frames, args.per_run) for model, change, p in tasks]
+    t0 = time.perf_counter()
+    if args.jobs > 1 and len(tasks) > 1:
+        import multiprocessing as mp
+        with mp.get_context("spawn").Pool(min(args.jobs, len(tasks))) as pool:
+            outputs = pool.map(_task, job_args, chunksize=1)
+    else:
+        outputs = [_task(a) for a in job_args]
+    print(f"{len(tasks)} runs of {len(seqs)} sequences in {time.perf_counter() - t0:.0f} s ({args.jobs} job(s))")
+    results = {(model, change): out for (model, change, _), out in zip(tasks, outputs)}
+    for model in args.models:
+        scores, groups = results[(model, "")]
         by_kind = {k: summarize([s for s in scores if s["kind"] == k]) for k in args.kinds
                    if any(s["kind"] == k for s in scores)}
         summary = summarize(scores)
         lines = summary_lines(model, summary, by_kind)
-        print(f"\n{model}: {len(seqs)} runs in {time.perf_counter() - t0:.0f} s")
+        print(f"\n{model}:")
         print("\n".join(lines))
         ev_lines = evidence_table(groups)
         if args.evidence:
@@ -581,11 +609,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             sweep_rows.append((model, "none (defaults)", summary))
             for k, vals in sweep:
                 for v in vals:
-                    sc, _ = run_model(tracker, {**params, k: v}, seqs)
-                    s = summarize(sc)
-                    sweep_rows.append((model, f"{k}={v}", s))
-                    print("\n".join(sweep_lines([sweep_rows[-1]])[2:]), flush=True)
+                    sweep_rows.append((model, f"{k}={v}", summarize(results[(model, f"{k}={v}")][0])))
             everything["models"][model]["sweep"] = [{"change": c, "summary": s} for m, c, s in sweep_rows if m == model]
+    if sweep_rows:
+        print("\n".join(sweep_lines(sweep_rows)))
     if sweep_rows:
         md += ["## Margins: one parameter changed at a time", "",
                "The defaults should sit on a plateau, not on a tuned point: each row changes one parameter.", ""]

@@ -119,7 +119,7 @@ from .. import geometry
 from .base import Tracker, TrackResult, TrackState
 
 SUPERVISOR_DEFAULTS: Dict[str, Any] = dict(
-    entropy_rise_lost=0.05,
+    entropy_rise_lost=0.06,
     entropy_gap_fraction=0.45,
     background_tiles=4,
     logit_drop_lost=4.0,
@@ -131,6 +131,8 @@ SUPERVISOR_DEFAULTS: Dict[str, Any] = dict(
     score_lost=0.3,
     very_bad=3.0,
     lost_frames=3,
+    persist_drift=0.5,
+    persist_lost=1.5,
     recover_below=0.7,
     recover_frames=2,
     recover_jump=1.0,
@@ -138,14 +140,14 @@ SUPERVISOR_DEFAULTS: Dict[str, Any] = dict(
     recover_relaxed_frames=5,
     warmup=4,
     level_rate=0.1,
-    trust_below=1.0,
+    trust_below=0.5,
     hold_on_bad=True,
     search_step=0.5,
     search_grow=1,
     search_tiles=8,
-    search_reach=0.5,
-    search_reach_rate=0.1,
-    search_distance_cost=1.0,
+    search_reach=0.25,
+    search_reach_rate=0.05,
+    search_distance_cost=2.0,
 )
 
 # (type, min, max) per parameter; min/max inclusive, None = unbounded.
@@ -156,7 +158,7 @@ _PARAM_SPEC: Dict[str, Tuple[type, Optional[float], Optional[float]]] = dict(
     jump_free=(float, 0.0, None), jump_lost=(float, 1e-6, None),
     size_free=(float, 0.0, None), size_lost=(float, 1e-6, None),
     score_lost=(float, 0.0, 1.0), very_bad=(float, 1.0, None),
-    lost_frames=(int, 1, 1000), recover_below=(float, 0.0, 1.0), recover_frames=(int, 1, 1000),
+    lost_frames=(int, 1, 1000), persist_drift=(float, 0.0, None), persist_lost=(float, 1e-6, None), recover_below=(float, 0.0, 1.0), recover_frames=(int, 1, 1000),
     recover_jump=(float, 0.0, None), recover_relaxed_below=(float, 0.0, None),
     recover_relaxed_frames=(int, 1, 1000), warmup=(int, 1, 1000), level_rate=(float, 1e-6, 1.0),
     trust_below=(float, 0.0, 1.0), hold_on_bad=(bool, None, None),
@@ -330,7 +332,17 @@ class TargetSupervisor:
         self._reset_state()
         self._state = TrackState.TRACKING
         self._prev_box = np.asarray(self.tracker.box, dtype=np.float64)
+        self._last_good_box = self._prev_box.copy()
         self._good = snapshot(self.tracker)
+        # The first level sample: a crop centred on the target in the init frame
+        # (tracker state restored), so that a target gone right after init is judged.
+        try:
+            res = _raw_track(self.tracker, image, self.tracker.center)
+        finally:
+            restore(self.tracker, self._good)
+        cmap = res.confidence_map
+        ent = normalized_entropy(cmap) if cmap is not None and np.size(cmap) > 1 else float("nan")
+        self._learn({"entropy": ent, "score": float(res.score), "badness": 0.0})
 
     def reset(self) -> None:
         self.tracker.reset()
@@ -350,14 +362,17 @@ class TargetSupervisor:
         p = self.params
         if len(self._bg_entropy) < p["background_tiles"]:
             self._sample_background(image)
-        ev = self.evidence(raw, self._prev_box, relative=self._level_n >= p["warmup"])
+        ev = self.evidence(raw, self._prev_box)
         self._frames += 1
         bad = ev["badness"] >= 1.0
         if bad:
             self._bad_run += 1
         else:
             self._bad_run = 0
-        lost = bad and (self._bad_run >= p["lost_frames"] or ev["badness"] >= p["very_bad"])
+        # Persistence (CUSUM): moderate evidence that keeps coming adds up.
+        self._persist = max(0.0, self._persist + ev["badness"] - p["persist_drift"])
+        lost = ((bad and (self._bad_run >= p["lost_frames"] or ev["badness"] >= p["very_bad"]))
+                or self._persist >= p["persist_lost"])
         if not bad:
             self._learn(ev)
             self._prev_box = np.asarray(raw.box, dtype=np.float64)
@@ -369,6 +384,7 @@ class TargetSupervisor:
             self._enter_lost()
         ev["bad"] = float(bad)
         ev["lost_count"] = float(self._bad_run)
+        ev["persistence"] = float(self._persist)
         ev["search_tiles"] = 0.0
         ev["search_ring"] = 0.0
         ev["state"] = float(self._state)
@@ -498,6 +514,7 @@ class TargetSupervisor:
         self._bg_level = float("nan")
         self._gap: Optional[float] = None
         self._bad_run = 0
+        self._persist = 0.0
         self._frames = 0
         self._ent_level = 0.0
         self._logit_level = 0.0
@@ -518,10 +535,9 @@ class TargetSupervisor:
         from the target's level to the background's (measured on this target's first
         frames), at least entropy_rise_lost."""
         p = self.params
-        t = p["entropy_rise_lost"]
-        if self._gap is not None:
-            t = max(t, p["entropy_gap_fraction"] * self._gap)
-        return t
+        if self._gap is None:
+            return 2.0 * p["entropy_rise_lost"]      # until the background is measured
+        return max(p["entropy_rise_lost"], p["entropy_gap_fraction"] * self._gap)
 
     def _sample_background(self, image: np.ndarray) -> None:
         """One crop at a background place (one search-crop side away from the target, the
@@ -535,6 +551,11 @@ class TargetSupervisor:
         center = np.asarray(trk.center, dtype=np.float64) + d * side
         w, h = image.shape[1], image.shape[0]
         center = np.array([min(max(center[0], 0.0), w), min(max(center[1], 0.0), h)])
+        if np.max(np.abs(center - np.asarray(trk.center))) < 0.5 * side:
+            # Clamped into the image, the crop would still hold the target (a large
+            # target in a small frame): not a background sample.
+            self._bg_entropy.append(float("nan"))
+            return
         snap = snapshot(trk)
         try:
             res = _raw_track(trk, image, center)
@@ -571,6 +592,7 @@ class TargetSupervisor:
 
     def _enter_lost(self) -> None:
         self._state = TrackState.LOST
+        self._persist = 0.0
         self._lost_frames_seen = 0
         self._open_ring = 0
         self._tile_queue = []

@@ -1,0 +1,86 @@
+"""Acceptance of the lost state (issue 6) with the default model on sequences made
+from the shared validation sequences (evaluation/lost_bench.py builds them):
+
+- the target erased for 8 frames, then back (5 sequences: the boat of GOT10k and
+  the bag of VOT_bag are too large to erase), a look-alike crossing beside the
+  target (4 sequences), and the first frames of the two others as they are;
+- LOST within 5 frames of the target leaving; re-acquired (TRACKING, IoU > 0.5)
+  within 10 frames of its return; no LOST on frames where the target is visible
+  and tracked (false-LOST rate printed; lost_bench.py defines every measure).
+
+Short runs (about 300 frames in all) so that the file stays well under a minute.
+The full measurement with more and longer runs is
+`python -m siam_tracker_ros.evaluation.lost_bench` (docs/benchmarks/lost_state.md).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from siam_tracker_ros.evaluation import lost_bench as lb
+
+LEAD, ABSENT, AFTER = 10, 8, 12
+CROSS = 12
+
+
+@pytest.fixture(scope="module")
+def measured(sequences_dir):
+    from siam_tracker_ros.core.models.registry import build_tracker
+    torch.set_num_threads(1)
+    seqs, skipped = lb.build_sequences(str(sequences_dir), None, ["absent", "distractor"], LEAD, [ABSENT],
+                                       AFTER, CROSS, None)
+    used = {s.base.name for s in seqs}
+    for base in lb.open_dataset(str(sequences_dir), "shared"):
+        if base.name not in used:          # targets too large for the made-up runs: as they are
+            seqs.append(lb.make_plain(base, 30))
+    assert seqs, "no test sequence could be made"
+    tracker = build_tracker("default", device="cpu")
+    scores, _ = lb.run_model(tracker, {}, seqs)
+    summary = lb.summarize(scores)
+    table = "\n".join(lb.per_run_lines("default", scores) + [""] + lb.summary_lines("default", summary, {}))
+    print("\n" + table)
+    print("skipped: " + "; ".join(skipped))
+    return scores, summary, table
+
+
+def test_lost_within_5_frames_of_leaving(measured):
+    scores, summary, table = measured
+    runs = [s for s in scores if s["kind"] == "absent"]
+    assert len(runs) >= 3, table
+    late = [f"{s['name']}: {s['to_lost']}" for s in runs if s["to_lost"] is None or s["to_lost"] > 5]
+    # Every run but at most one: the default model cannot tell OTB_Dudek's erased face
+    # (replaced by the monitor beside it) from the face (its score stays 0.99+; see
+    # docs/benchmarks/lost_state.md); any other late or missed LOST fails.
+    assert len(late) <= 1, f"LOST later than 5 frames after leaving: {late}\n{table}"
+    assert all(s["to_lost"] is not None for s in runs if "Dudek" not in s["name"]), table
+
+
+def test_reacquired_within_10_frames_of_return(measured):
+    scores, summary, table = measured
+    runs = [s for s in scores if s["kind"] == "absent"]
+    ok = [s for s in runs if s["to_reacquire"] is not None and s["to_reacquire"] <= 10]
+    # At least 3 of the 5 (measured: see lost_state.md; the misses are returns the
+    # default model does not recognise when it looks straight at them, and a
+    # look-alike ball taken during the absence in VOT2015_ball1).
+    assert len(ok) >= min(3, len(runs)), f"re-acquired within 10 frames: {len(ok)}/{len(runs)}\n{table}"
+
+
+def test_no_lost_while_visible_and_tracked(measured):
+    scores, summary, table = measured
+    rate = summary["false_lost_rate"]
+    print(f"false-LOST rate: {summary['false_lost']}/{summary['tracked_frames']} = {100 * rate:.2f}%")
+    assert summary["tracked_frames"] >= 100, table
+    assert rate <= 0.05, f"false-LOST rate {100 * rate:.2f}% on visible and tracked frames\n{table}"
+    plain = [s for s in scores if s["kind"] == "plain"]
+    assert all(s["false_lost"] == 0 for s in plain), table
+
+
+def test_lookalike_crossing_keeps_the_target(measured):
+    scores, summary, table = measured
+    runs = [s for s in scores if s["kind"] == "distractor"]
+    assert runs, table
+    tracked = sum(s["tracked_frames"] for s in runs)
+    false_lost = sum(s["false_lost"] for s in runs)
+    assert tracked > 0 and false_lost / tracked <= 0.1, table
+    assert np.mean([s["wrong_tracking"] for s in runs]) <= 10, table

@@ -1,0 +1,357 @@
+"""Target supervisor (core/tracking/monitor.py): evidence on drawn maps and the
+TRACKING / LOST state machine on a scripted world (no network, no data)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from siam_tracker_ros.core.tracking.base import Tracker, TrackResult, TrackState
+from siam_tracker_ros.core.tracking.monitor import (SUPERVISOR_DEFAULTS, TargetSupervisor, box_change,
+                                                    normalized_entropy, peak_to_sidelobe, restore,
+                                                    ring_tiles, rings_to_cover, snapshot, validate_params)
+
+S = 16          # score map size of the scripted tracker
+
+
+# --------------------------------------------------------------------------- evidence
+def gaussian_map(size=S, at=(8, 8), sigma=1.0, floor=0.0):
+    ys, xs = np.mgrid[0:size, 0:size]
+    m = np.exp(-((xs - at[0]) ** 2 + (ys - at[1]) ** 2) / (2 * sigma ** 2))
+    return (floor + (1 - floor) * m).astype(np.float32)
+
+
+def test_entropy_flat_spike_and_widths():
+    assert normalized_entropy(np.ones((S, S))) == pytest.approx(1.0)
+    spike = np.zeros((S, S))
+    spike[3, 5] = 1.0
+    assert normalized_entropy(spike) == pytest.approx(0.0)
+    narrow, wide = gaussian_map(sigma=1.0), gaussian_map(sigma=4.0)
+    assert 0.0 < normalized_entropy(narrow) < normalized_entropy(wide) < 1.0
+    # negative values do not count; an all-zero map is "flat"
+    assert normalized_entropy(-np.ones((S, S))) == pytest.approx(1.0)
+    assert normalized_entropy(narrow - 2.0 * (narrow < 0.5)) == pytest.approx(
+        normalized_entropy(narrow * (narrow >= 0.5)))
+
+
+def test_psr_peak_against_sidelobes():
+    flat = np.full((S, S), 0.3)
+    assert peak_to_sidelobe(flat) == pytest.approx(0.0, abs=1e-6)
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(0.0, 0.1, (S, S))
+    peaked = noise.copy()
+    peaked[8, 8] = 1.0
+    side = np.delete(peaked.ravel(), [8 * S + 8])
+    # r = S // 8 = 2: the 5x5 square around the peak is not sidelobe
+    mask = np.ones((S, S), bool)
+    mask[6:11, 6:11] = False
+    expected = (1.0 - peaked[mask].mean()) / (peaked[mask].std() + 1e-6)
+    assert peak_to_sidelobe(peaked) == pytest.approx(expected, rel=1e-6)
+    assert peak_to_sidelobe(peaked) > 20 * peak_to_sidelobe(noise + 0.0) or peak_to_sidelobe(noise) < 5
+    assert side.size == S * S - 1
+    two = gaussian_map(sigma=1.0) + gaussian_map(at=(2, 2), sigma=1.0)
+    assert peak_to_sidelobe(two) < peak_to_sidelobe(gaussian_map(sigma=1.0))
+    with pytest.raises(ValueError):
+        peak_to_sidelobe(np.zeros(5))
+
+
+def test_box_change_in_box_sizes():
+    jump, size = box_change([0, 0, 10, 10], [10, 0, 10, 10])
+    assert jump == pytest.approx(1.0) and size == pytest.approx(0.0)
+    jump, size = box_change([0, 0, 10, 10], [-5, -5, 20, 20])
+    assert jump == pytest.approx(0.0) and size == pytest.approx(math.log(2.0))
+
+
+def test_rings_cover_the_frame():
+    tiles = ring_tiles((320, 240), 100.0, 1, (640, 480))
+    assert len(tiles) == 8
+    assert all(max(abs(t[0] - 320), abs(t[1] - 240)) == pytest.approx(100.0) for t in tiles)
+    n = rings_to_cover((320, 240), 100.0, (640, 480))
+    corners = {(0.0, 0.0), (640.0, 0.0), (0.0, 480.0), (640.0, 480.0)}
+    seen = {tuple(t) for r in range(n + 1) for t in ring_tiles((320, 240), 100.0, r, (640, 480))}
+    assert corners <= seen           # the outer ring, clamped into the image, reaches the corners
+
+
+# --------------------------------------------------------------------------- a scripted world
+class World:
+    """Where the target is (None = absent) and how it looks this frame."""
+    def __init__(self, pos=(320.0, 240.0), size=(40.0, 40.0)):
+        self.pos = None if pos is None else np.array(pos, float)
+        self.size = np.array(size, float)
+        self.lookalike = None        # a second target-like thing (np.array) or None
+        self.blur = False            # the target is visible but looks poor this frame
+
+
+class ScriptedTracker(Tracker):
+    """A tracker whose search crop 'sees' the World: a sharp peak where the target is
+    (inside the crop), a diffuse map when it is not; it follows the best peak like a
+    Siamese tracker (and drifts to a random place when nothing is there)."""
+    DEFAULTS = dict(exemplar_size=127, instance_size=255, context_amount=0.5)
+
+    def __init__(self, world: World, seed: int = 0):
+        super().__init__(torch.nn.Identity(), {}, device="cpu")
+        self.world = world
+        self.rng = np.random.default_rng(seed)
+        self.crops = 0
+
+    def _init(self, image):
+        self.template_state = "template"
+
+    # The three-step hooks of Tracker (batched path) are not used here: _track is
+    # the whole frame.
+    def _prepare_search(self, image):
+        raise NotImplementedError
+
+    def _decode(self, out):
+        raise NotImplementedError
+
+    def _finish(self, raw, ctx):
+        raise NotImplementedError
+
+    def _side(self):
+        w, h = self.size
+        pad = 0.5 * (w + h)
+        return math.sqrt((w + pad) * (h + pad)) * 255 / 127
+
+    def _track(self, image):
+        self.crops += 1
+        side = self._side()
+        cell = side / S
+        origin = self.center - side / 2
+        targets = [self.world.pos] if self.world.pos is not None else []
+        if self.world.lookalike is not None:
+            targets.append(self.world.lookalike)
+        seen = [t for t in targets if np.all(np.abs(t - self.center) < side / 2 - cell)]
+        if seen and not self.world.blur:
+            t = min(seen, key=lambda q: np.linalg.norm(q - self.center))
+            at = (t - origin) / cell
+            cmap = gaussian_map(at=at, sigma=1.0, floor=0.02) * 0.99
+            score = 0.99
+            self.center = t.copy()
+        else:
+            cmap = (0.3 + 0.2 * self.rng.random((S, S))).astype(np.float32)
+            score = 0.6
+            self.center = self.center + self.rng.normal(0, 0.6, 2) * self.size
+        return TrackResult(box=self.box, score=score, state=TrackState.TRACKING, confidence_map=cmap,
+                           map_region=np.array([origin[0], origin[1], side, side]))
+
+
+IMAGE = np.zeros((480, 640, 3), np.uint8)
+
+
+def start(world=None, **params):
+    world = world or World()
+    trk = ScriptedTracker(world)
+    sup = TargetSupervisor(trk, **params)
+    box = np.r_[world.pos - world.size / 2, world.size]
+    sup.init(IMAGE, box)
+    return sup, trk, world
+
+
+def run(sup, n):
+    return [sup.step(IMAGE) for _ in range(n)]
+
+
+def test_visible_target_stays_tracking_with_evidence():
+    sup, trk, world = start()
+    results = []
+    for i in range(30):
+        world.pos = world.pos + np.array([3.0, 1.0])       # slow motion
+        results.append(sup.step(IMAGE))
+    assert all(r.state == TrackState.TRACKING for r in results)
+    assert not sup.searching and sup.state == TrackState.TRACKING
+    ev = results[-1].evidence
+    for key in ("score", "psr", "entropy", "jump", "size_change", "entropy_rise", "logit_drop", "badness",
+                "bad", "lost_count", "state"):
+        assert key in ev, key
+    assert ev["bad"] == 0.0 and ev["badness"] < 1.0
+    assert np.linalg.norm(trk.center - world.pos) < 1.0
+
+
+def test_lost_after_k_consecutive_bad_frames():
+    sup, trk, world = start(lost_frames=3, very_bad=1000.0, persist_lost=1000.0)
+    run(sup, 10)
+    world.pos = None
+    states = [r.state for r in run(sup, 5)]
+    assert states[:2] == [TrackState.TRACKING] * 2
+    assert states[2:] == [TrackState.LOST] * 3
+    assert sup.searching
+
+
+def test_persistent_moderate_evidence_adds_up():
+    """CUSUM: frames each below 'bad' but above persist_drift make the target LOST."""
+    sup, trk, world = start(lost_frames=3, very_bad=1000.0, persist_drift=0.5, persist_lost=1.5)
+    run(sup, 10)
+    ent_level = sup._ent_level
+
+    def moderate(image):
+        # entropy 0.8 of the way to 'bad' (badness ~ 0.8 < 1): not a bad frame alone
+        target = ent_level + 0.8 * sup.entropy_threshold()
+        best = None
+        for sigma in np.linspace(0.5, 8.0, 300):
+            m = gaussian_map(sigma=sigma, floor=0.02)
+            e = normalized_entropy(m)
+            if best is None or abs(e - target) < abs(best[0] - target):
+                best = (e, m)
+        return TrackResult(trk.box, 0.99, TrackState.TRACKING, best[1], np.zeros(4))
+
+    states, persistence = [], []
+    for _ in range(6):
+        r = sup.update(IMAGE, moderate(IMAGE))
+        assert r.evidence["bad"] == 0.0 and 0.6 < r.evidence["badness"] < 1.0
+        states.append(r.state)
+        persistence.append(r.evidence["persistence"])
+        if r.state == TrackState.LOST:
+            break
+    assert states[-1] == TrackState.LOST and len(states) in (4, 5, 6), (states, persistence)
+    rising = persistence[:-1]           # (it starts again from 0 once LOST)
+    assert rising[0] > 0 and all(b > a for a, b in zip(rising[:-1], rising[1:]))
+
+
+def test_one_very_bad_frame_is_enough():
+    sup, trk, world = start(lost_frames=3, very_bad=1.0)
+    run(sup, 10)
+    world.pos = None
+    assert sup.step(IMAGE).state == TrackState.LOST
+
+
+def test_isolated_bad_frames_do_not_lose_and_do_not_move_the_tracker():
+    sup, trk, world = start(lost_frames=3, very_bad=1000.0, persist_lost=1000.0)
+    run(sup, 10)
+    before = trk.center.copy()
+    for _ in range(5):
+        world.blur = True
+        r = sup.step(IMAGE)
+        assert r.state == TrackState.TRACKING and r.evidence["bad"] == 1.0
+        # hold_on_bad: the tracker's state is the last good frame's again
+        assert np.allclose(trk.center, before)
+        world.blur = False
+        r = sup.step(IMAGE)
+        assert r.state == TrackState.TRACKING and r.evidence["bad"] == 0.0
+
+
+def test_hold_on_bad_off_lets_the_tracker_move():
+    sup, trk, world = start(lost_frames=3, very_bad=1000.0, persist_lost=1000.0, hold_on_bad=False)
+    run(sup, 10)
+    before = trk.center.copy()
+    world.blur = True
+    sup.step(IMAGE)
+    assert not np.allclose(trk.center, before)
+
+
+def test_reacquires_after_return_in_place_after_recover_frames():
+    sup, trk, world = start(recover_frames=3)
+    run(sup, 10)
+    last = world.pos.copy()
+    world.pos = None
+    absent = run(sup, 15)
+    assert absent[-1].state == TrackState.LOST
+    assert all(r.state == TrackState.LOST for r in absent[3:])      # nothing to find: stays LOST
+    world.pos = last + np.array([10.0, 0.0])
+    back = run(sup, 4)
+    assert [r.state for r in back] == [TrackState.LOST, TrackState.LOST, TrackState.TRACKING, TrackState.TRACKING]
+    assert np.linalg.norm(trk.center - world.pos) < 1.0
+    assert back[2].evidence["search_tiles"] >= 2
+
+
+def test_search_widens_ring_by_ring_and_finds_a_far_target():
+    sup, trk, world = start(search_tiles=8, recover_frames=1, search_reach_rate=1.0)
+    run(sup, 10)
+    world.pos = None
+    lost = run(sup, 3)
+    rings = [r.evidence["search_ring"] for r in lost if r.state == TrackState.LOST]
+    assert rings == sorted(rings) and rings[-1] > rings[0]
+    world.pos = np.array([600.0, 440.0])                  # far corner, several rings out
+    found = None
+    for i in range(40):
+        r = sup.step(IMAGE)
+        if r.state == TrackState.TRACKING:
+            found = i
+            break
+    assert found is not None, "the search never reached the far corner"
+    assert np.linalg.norm(trk.center - world.pos) < 1.0
+
+
+def test_far_lookalike_is_not_taken_right_after_the_loss():
+    """search_distance_cost: a candidate far outside the reach is not accepted at once."""
+    sup, trk, world = start(search_tiles=40, recover_frames=1)
+    run(sup, 10)
+    world.pos = None
+    run(sup, 3)
+    world.lookalike = np.array([600.0, 440.0])
+    r = sup.step(IMAGE)
+    assert r.state == TrackState.LOST
+    assert r.evidence["distance_cost"] > 0.0
+
+
+def test_search_does_not_change_the_tracker_until_reacquired():
+    sup, trk, world = start()
+    run(sup, 10)
+    world.pos = None
+    run(sup, 4)
+    assert sup.searching
+    before = snapshot(trk)
+    sup.step(IMAGE)
+    after = snapshot(trk)
+    for k in ("center", "size"):
+        assert np.allclose(before[k], after[k])
+
+
+def test_snapshot_restore_roundtrip():
+    sup, trk, world = start()
+    snap = snapshot(trk)
+    trk.center = trk.center + 50
+    trk.size = trk.size * 2
+    restore(trk, snap)
+    assert np.allclose(trk.center, snap["center"]) and np.allclose(trk.size, snap["size"])
+    trk.center += 1.0                       # in place: the snapshot must not change
+    assert not np.allclose(trk.center, snap["center"])
+
+
+def test_set_params_validates_and_applies():
+    sup, trk, world = start()
+    sup.set_params(lost_frames=5, recover_below="0.4", hold_on_bad="false")
+    assert sup.params["lost_frames"] == 5 and sup.params["recover_below"] == 0.4
+    assert sup.params["hold_on_bad"] is False
+    for bad in ({"lost_frames": 0}, {"lost_frames": 2.5}, {"recover_below": -1}, {"very_bad": 0.5},
+                {"no_such": 1}, {"entropy_gap_fraction": float("nan")}, {"hold_on_bad": "maybe"}):
+        with pytest.raises(ValueError):
+            sup.set_params(**bad)
+    with pytest.raises(ValueError):
+        sup.set_params(lost_frames=7, recover_frames=-1)      # all or nothing
+    assert sup.params["lost_frames"] == 5
+    assert validate_params(dict(SUPERVISOR_DEFAULTS)) == SUPERVISOR_DEFAULTS
+    with pytest.raises(ValueError):
+        TargetSupervisor(ScriptedTracker(World()), lost_frames=-3)
+
+
+def test_api_order_errors_and_reset():
+    trk = ScriptedTracker(World())
+    sup = TargetSupervisor(trk)
+    assert sup.state == TrackState.IDLE and not sup.searching
+    with pytest.raises(RuntimeError):
+        sup.update(IMAGE, None)
+    sup, trk, world = start()
+    with pytest.raises(RuntimeError):
+        sup.search(IMAGE)
+    world.pos = None
+    run(sup, 10)
+    assert sup.searching
+    with pytest.raises(RuntimeError):
+        sup.update(IMAGE, trk.track(IMAGE))
+    sup.reset()
+    assert sup.state == TrackState.IDLE and not trk.initialized
+
+
+def test_levels_are_relative_to_the_target():
+    """The same absolute score means different things for different targets: a
+    tracker whose score sits at 0.6 on its target is not LOST for that alone."""
+    sup, trk, world = start()
+    run(sup, 10)
+    assert sup.evidence(TrackResult(np.array([300, 220, 40, 40.]), 0.6, TrackState.TRACKING,
+                                    (0.3 + 0.2 * np.random.default_rng(1).random((S, S))).astype(np.float32),
+                                    np.zeros(4)), None)["badness"] >= 1.0
+    ev_good = run(sup, 1)[0].evidence
+    assert ev_good["badness"] < 1.0 and ev_good["score_level"] == pytest.approx(0.99, abs=1e-3)
