@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from ros_node_fixtures import RELIABLE_ARGS, NodeUnderTest, Recorder, load_clip, reliable_qos
+from ros_node_fixtures import RELIABLE_ARGS, NodeUnderTest, Recorder, load_clip, reliable_qos, statuses
 
 from siam_tracker_ros.core.tracking.base import TrackState
 
@@ -92,8 +92,13 @@ def test_two_targets_equal_single_target_runs(tmp_path):
         assert c.wait_for(lambda: c.objects_for(stamp), TIMEOUT), proc.output
         time.sleep(0.2)
         assert [r.msg.target_id for r in c.objects_for(stamp)] == [3]
-        # per-target diagnostics
+        # per-target diagnostics: the node's status lists the ids; each target has its own status
+        # with the supervisor's evidence
         assert c.wait_for(lambda: c.diagnostic_values().get("target_ids") == "3", 5.0), c.diagnostic_values()
+        target_status = [s for s in statuses(c) if s.name == "siam_tracker: target 3"][-1]
+        values = {kv.key: kv.value for kv in target_status.values}
+        assert values["state"] in ("TRACKING", "LOST") and int(values["frames_tracked"]) >= N_FRAMES - 1
+        assert "evidence_badness" in values, values
 
         # ~/reset drops all: IDLE results (target id 0) and an empty array
         response = c.reset()

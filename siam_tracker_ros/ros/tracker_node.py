@@ -172,7 +172,7 @@ class TrackerLogic:
         self._pending_inits: Dict[int, PendingInit] = {}
         self._pending_removals: Set[int] = set()
         self._known_ids: Set[int] = set()      # ids the worker tracks (snapshot for the callbacks)
-        self._target_view: Dict[int, tuple] = {}   # id -> (state, score, note, frames, lost events)
+        self._target_view: Dict[int, tuple] = {}   # id -> (state, score, note, frames, lost events, evidence)
         self._newest_stamp = 0
         self._last_format: Optional[str] = None
         self._frame_size: Optional[Tuple[int, int]] = None
@@ -640,9 +640,10 @@ class TrackerLogic:
         view = {}
         if t is not None:
             for i, r in t.records.items():
-                view[i] = (messages.STATE_NAMES[TrackState(r.state)], r.score, "", r.frames, r.lost_events)
+                view[i] = (messages.STATE_NAMES[TrackState(r.state)], r.score, "", r.frames, r.lost_events,
+                           dict(r.evidence))
             for i, r in t.orphans.items():
-                view[i] = ("LOST", 0.0, r.note, 0, 0)
+                view[i] = ("LOST", 0.0, r.note, 0, 0, {})
         with self._lock:
             self._known_ids = set(view)
             self._target_view = view
@@ -712,13 +713,16 @@ class TrackerLogic:
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         statuses = [status]
         for target_id in sorted(view):
-            state, score, note, frames, lost_events = view[target_id]
+            state, score, note, frames, lost_events, evidence = view[target_id]
             s = DiagnosticStatus(level=bytes([health_mod.WARN if state == "LOST" else health_mod.OK]),
                                  name=f"{self.get_name()}: target {target_id}", hardware_id=device,
                                  message=state + (f": {note}" if note else ""))
             s.values = [KeyValue(key="state", value=state), KeyValue(key="score", value=f"{score:.3f}"),
                         KeyValue(key="frames_tracked", value=str(frames)),
                         KeyValue(key="lost_events", value=str(lost_events))]
+            # the supervisor's evidence of the last frame (badness, entropy_rise, logit_drop, ...)
+            s.values += [KeyValue(key=f"evidence_{k}", value=f"{v:.3f}") for k, v in sorted(evidence.items())
+                         if isinstance(v, (int, float))]
             statuses.append(s)
         msg = DiagnosticArray(status=statuses)
         msg.header.stamp = self.get_clock().now().to_msg()
