@@ -355,3 +355,26 @@ def test_levels_are_relative_to_the_target():
                                     np.zeros(4)), None)["badness"] >= 1.0
     ev_good = run(sup, 1)[0].evidence
     assert ev_good["badness"] < 1.0 and ev_good["score_level"] == pytest.approx(0.99, abs=1e-3)
+
+
+def test_motion_prior_coasts_on_bad_frames_and_moves_the_search():
+    sup, trk, world = start(motion_prior=True, lost_frames=3, very_bad=1000.0, persist_lost=1000.0)
+    for _ in range(15):
+        world.pos = world.pos + np.array([6.0, 0.0])
+        sup.step(IMAGE)
+    last = trk.center.copy()
+    world.pos = None
+    r = sup.step(IMAGE)
+    assert r.evidence["bad"] == 1.0 and r.state == TrackState.TRACKING
+    assert np.allclose(trk.center, last + np.array([6.0, 0.0]), atol=0.5)     # coasted, not held
+    sup.step(IMAGE)
+    assert np.allclose(trk.center, last + np.array([12.0, 0.0]), atol=1.0)
+    # off (the default): held at the last good centre
+    sup2, trk2, world2 = start(lost_frames=3, very_bad=1000.0, persist_lost=1000.0)
+    for _ in range(15):
+        world2.pos = world2.pos + np.array([6.0, 0.0])
+        sup2.step(IMAGE)
+    last2 = trk2.center.copy()
+    world2.pos = None
+    sup2.step(IMAGE)
+    assert np.allclose(trk2.center, last2)
