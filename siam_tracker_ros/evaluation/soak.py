@@ -3,6 +3,7 @@ target tracked, the node in its own process as the launch file starts it.
 
     python -m siam_tracker_ros.evaluation.soak --minutes 10 [--fps 30] [--size 640x480]
         [--sequence VOT_bag] [--json out.json] [--markdown docs/benchmarks/soak.md]
+    python -m siam_tracker_ros.evaluation.soak --search-cost    # TRACKING vs LOST cost per frame
 
 Input: a labelled shared sequence (default VOT_bag, 196 frames; $SIAM_SHARED_DIR or
 ../shared/data/sequences), every frame resized to --size and sent as bgr8 sensor_msgs/Image
@@ -314,6 +315,47 @@ def markdown(result: Dict) -> str:
     return "\n".join(lines)
 
 
+def search_cost(sequence: str = "VOT_bag", size=(640, 480), frames_each: int = 40) -> Dict[str, float]:
+    """Per-frame cost of one target through its supervisor, TRACKING vs LOST (searching), in
+    this process with 1 torch thread: the default model on `sequence` resized to `size`;
+    `frames_each` frames tracked normally, then `frames_each` frames with the target's area
+    (3x its box) greyed out, which makes it LOST. What the node's worker pays per LOST target."""
+    import torch
+
+    from ..core.engines import wrap_engine
+    from ..core.models import registry
+    from ..core.tracking.monitor import TargetSupervisor
+    from ..ros import params, targets
+    torch.set_num_threads(1)
+    frames, box, source = load_frames(sequence, size)
+    config, model, _ = registry.load_model("default")
+    engine = wrap_engine(model, config, "torch", device="cpu")
+    sup = TargetSupervisor(registry.build_tracker_from_config(config, model=engine, device="cpu"),
+                           **targets.supervisor_params_from(params.defaults()))
+    sup.init(frames[0], box)
+    tracking, lost, states = [], [], []
+    for i in range(1, frames_each + 1):
+        t = time.perf_counter()
+        r = sup.step(frames[i])
+        (tracking if int(r.state) == 1 else lost).append(time.perf_counter() - t)
+    x, y, w, h = (int(round(v)) for v in sup.tracker.box)
+    for i in range(frames_each):
+        f = frames[frames_each + 1 + i].copy()
+        f[max(0, y - h):y + 2 * h, max(0, x - w):x + 2 * w] = 127
+        t = time.perf_counter()
+        r = sup.step(f)
+        d = time.perf_counter() - t
+        states.append(int(r.state))
+        if int(r.state) == 2:
+            lost.append(d)
+    ms = lambda v, q: float(np.percentile(v, q) * 1e3) if v else float("nan")  # noqa: E731
+    out = {"source": source, "tracking_frames": len(tracking), "tracking_p50_ms": ms(tracking, 50),
+           "tracking_p95_ms": ms(tracking, 95), "lost_frames": len(lost), "lost_p50_ms": ms(lost, 50),
+           "lost_p95_ms": ms(lost, 95), "first_lost_frame": states.index(2) + 1 if 2 in states else -1,
+           "search_tiles": sup.params.get("search_tiles")}
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -326,7 +368,15 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the figures as JSON here")
     ap.add_argument("--markdown", help="write a Markdown report here")
     ap.add_argument("--echo", action="store_true", help="print the node's output")
+    ap.add_argument("--search-cost", action="store_true",
+                    help="instead of the soak: per-frame cost of one target TRACKING vs LOST (searching)")
     args = ap.parse_args(argv)
+    if args.search_cost:
+        w, h = (int(v) for v in args.size.lower().split("x"))
+        out = search_cost(args.sequence, (w, h))
+        out["machine"] = machine_text()
+        print(json.dumps(out, indent=2))
+        return 0
     result = run(args)
     if not result:
         return 1
