@@ -32,6 +32,7 @@ def node(rclpy_context):
     n = TrackerNode(context=rclpy_context)
     n.stop_worker()                      # the test calls _process itself
     n.pub_object, n.pub_objects, n.pub_map, n.pub_debug = FakePub(), FakePub(), FakePub(1), FakePub(1)
+    n.pub_conf_image = FakePub(1)
     try:
         yield n
     finally:
@@ -64,8 +65,11 @@ def test_init_on_the_answered_frame_with_another_target(node):
     node._process()
     assert objects_at(node, T0)[0].state == TrackState.IDLE
     node._on_init(init_msg(clip.init_box, T0, 1))
-    node._process()                                   # no new frame: the init alone
+    node._process()                                   # no new frame: the init alone ...
     assert node.targets.ids == [1] and node.targets.records[1].frames == 0
+    ack = objects_at(node, T0)[1]                     # ... acknowledged on its frame
+    assert (ack.state, ack.score) == (TrackState.TRACKING, 1.0)
+    np.testing.assert_allclose([ack.x, ack.y, ack.width, ack.height], clip.init_box, atol=1e-3)
     # frame 1 and an init for id 2 drawn on frame 1 arrive before the worker runs
     box2 = np.array([280.0, 40.0, 50.0, 50.0])
     node._on_image(image_msg(clip.frames[1], T0 + DT))
@@ -73,6 +77,7 @@ def test_init_on_the_answered_frame_with_another_target(node):
     node._process()
     got = objects_at(node, T0 + DT)
     assert sorted(got) == [1, 2]
+    assert len([m for m in node.pub_object.msgs if m.target_id == 2]) == 1   # no separate ack
     # id 2 answers with its init box on its own init frame and is not tracked on it
     assert got[2].state == TrackState.TRACKING and got[2].score == 1.0
     np.testing.assert_allclose([got[2].x, got[2].y, got[2].width, got[2].height], box2, atol=1e-3)
@@ -80,6 +85,9 @@ def test_init_on_the_answered_frame_with_another_target(node):
     assert got[1].score < 1.0
     # confidence maps: only for the tracked target; the array holds both
     assert [m.target_id for m in node.pub_map.msgs] == [1]
+    conf = node.pub_conf_image.msgs                   # ~/confidence_image: the same map as an Image
+    assert len(conf) == 1 and conf[0].encoding == "32FC1"
+    assert (conf[0].width, conf[0].height) == (node.pub_map.msgs[0].map.width, node.pub_map.msgs[0].map.height)
     assert sorted(o.target_id for o in node.pub_objects.msgs[-1].objects) == [1, 2]
     node._on_image(image_msg(clip.frames[2], T0 + 2 * DT))
     node._process()
@@ -121,3 +129,37 @@ def test_init_drawn_before_a_size_change_is_scaled(node):
     np.testing.assert_allclose([got[3].x, got[3].y, got[3].width, got[3].height],
                                clip.init_box * 2.0, atol=1e-3)
     assert node.health.counts["size_changes"] == 1
+
+
+def test_supervisor_off_gives_raw_results(rclpy_context):
+    """supervisor.enabled false: raw tracker results, never LOST, even with the target gone."""
+    from rclpy.parameter import Parameter
+
+    from siam_tracker_ros.ros import targets
+    from siam_tracker_ros.ros.tracker_node import TrackerNode
+    node = TrackerNode(context=rclpy_context,
+                       parameter_overrides=[Parameter("supervisor.enabled", value=False)])
+    node.stop_worker()
+    node.pub_object, node.pub_objects, node.pub_map, node.pub_debug = FakePub(), FakePub(), FakePub(), FakePub()
+    node.pub_conf_image = FakePub()
+    try:
+        assert node.targets.supervised is targets.SUPERVISOR_HAS_SWITCH
+        clip = load_clip(12)
+        node._on_image(image_msg(clip.frames[0], T0))
+        node._process()
+        node._on_init(init_msg(clip.init_box, T0, 1))
+        node._process()
+        x, y, w, h = (int(v) for v in clip.init_box)
+        for i in range(1, 12):
+            frame = clip.frames[i].copy()
+            frame[max(0, y - h):y + 2 * h, max(0, x - w):x + 2 * w] = 127     # the target is gone
+            node._on_image(image_msg(frame, T0 + i * DT))
+            node._process()
+            assert objects_at(node, T0 + i * DT)[1].state == TrackState.TRACKING
+        if not targets.SUPERVISOR_HAS_SWITCH:      # a plain node cannot switch it at run time
+            r = node.set_parameters([Parameter("supervisor.enabled", value=True)])[0]
+            assert not r.successful and "reload" in r.reason
+        r = node.set_parameters([Parameter("lost_threshold", value=0.4)])[0]
+        assert r.successful                       # stored for the next load
+    finally:
+        node.destroy_node()

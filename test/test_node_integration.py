@@ -48,6 +48,11 @@ def start_tracking(node, clip):
     mark = len(node.proc.lines)
     c.send_init(clip.init_box, stamp=T0, target_id=7)
     assert node.proc.wait_for_line(r"target 7 initialised", RESULT_TIMEOUT, start=mark), node.proc.output
+    # init acknowledgement: frame 0's TrackedObject again, now TRACKING with the init box
+    assert c.wait_for(lambda: len(c.objects_for(T0)) == 2, RESULT_TIMEOUT), node.proc.output
+    ack = c.objects_for(T0)[1].msg
+    assert (ack.target_id, ack.state, ack.score) == (7, TrackState.TRACKING, 1.0)
+    np.testing.assert_allclose([ack.x, ack.y, ack.width, ack.height], clip.init_box, atol=1e-3)
 
 
 def test_tracks_frames_one_result_per_frame(node, clip):
@@ -63,7 +68,7 @@ def test_tracks_frames_one_result_per_frame(node, clip):
     time.sleep(0.3)    # anything extra would arrive now
     per_stamp = {s: c.objects_for(s) for s in stamps}
     assert all(len(v) == 1 for v in per_stamp.values()), {s: len(v) for s, v in per_stamp.items()}
-    assert len(c.objects) == n   # frame 0 (IDLE) + one per tracked frame, nothing else
+    assert len(c.objects) == n + 1   # frame 0 (IDLE), the init acknowledgement, one per tracked frame
 
     for stamp in stamps:
         m = per_stamp[stamp][0].msg
@@ -116,13 +121,17 @@ def test_tracks_frames_one_result_per_frame(node, clip):
     c.send_init(clip.init_box + np.array([4.0, 2.0, 0.0, 0.0]), stamp=stamps[-3], target_id=8)
     assert node.proc.wait_for_line(rf"target 8 initialised .* on frame {stamps[-3] * 1e-9:.3f}",
                                    RESULT_TIMEOUT, start=mark), node.proc.output
+    # the acknowledgement of the init, on its older frame
+    assert c.wait_for(lambda: [r for r in c.objects_for(stamps[-3]) if r.msg.target_id == 8], RESULT_TIMEOUT)
     count = len(c.objects)
     stamp = stamps[-1] + DT
     c.publish_frame(clip.frames[n], stamp)
     assert c.wait_for(lambda: c.objects_for(stamp), RESULT_TIMEOUT), node.proc.output
     assert c.wait_for(lambda: len(c.objects_for(stamp)) == 2, RESULT_TIMEOUT)
     time.sleep(0.2)
-    assert len(c.objects) == count + 2     # no results published for the catch-up frames
+    assert len(c.objects) == count + 2     # the two targets' results; none for the catch-up frames
+    acks = [r.msg for r in c.objects_for(stamps[-3]) if r.msg.target_id == 8]
+    assert len(acks) == 1 and acks[0].score == 1.0 and acks[0].state == TrackState.TRACKING
     assert sorted(r.msg.target_id for r in c.objects_for(stamp)) == [7, 8]
 
 

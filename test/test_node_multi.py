@@ -59,6 +59,10 @@ def test_two_targets_equal_single_target_runs(tmp_path):
             c.send_init(box, stamp=T0, target_id=target_id)
         for target_id in boxes:
             assert proc.wait_for_line(rf"target {target_id} initialised", TIMEOUT, start=mark), proc.output
+        # each init is acknowledged on frame 0 (TRACKING, its box, score 1)
+        assert c.wait_for(lambda: len(c.objects_for(T0)) == 3, TIMEOUT), proc.output
+        acks = {r.msg.target_id: r.msg for r in c.objects_for(T0)[1:]}
+        assert sorted(acks) == [3, 9] and all(a.score == 1.0 for a in acks.values())
         for i in range(1, N_FRAMES):
             stamp = T0 + i * DT
             c.publish_frame(clip.frames[i], stamp)

@@ -43,9 +43,26 @@ def extra_supervisor_params() -> Dict[str, Any]:
             if k not in mapped and isinstance(v, (bool, int, float))}
 
 
-def supervisor_params_from(values: Dict[str, Any]) -> Dict[str, Any]:
+# `supervisor.enabled` (node parameter, default True): False = raw tracker results, never LOST
+# (bag comparisons with siam-eval, debugging). When the supervisor has an `enabled` key of its
+# own it is passed on (and changes at run time); otherwise the node builds its targets without
+# supervisor (MultiTargetTracker(supervisor_params=None)) and the switch needs a reload.
+SUPERVISOR_HAS_SWITCH = "enabled" in SUPERVISOR_DEFAULTS
+
+
+def declared_supervisor_params() -> Dict[str, Any]:
+    """What the node declares as `supervisor.<name>` (with defaults)."""
+    out = extra_supervisor_params()
+    out.setdefault("enabled", True)
+    return out
+
+
+def supervisor_params_from(values: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """The supervisor's keyword arguments from the node's parameter values
-    (`lost_threshold`, `recover_threshold`, `supervisor.*`)."""
+    (`lost_threshold`, `recover_threshold`, `supervisor.*`); None when `supervisor.enabled` is
+    false and the supervisor has no switch of its own (then: no supervisor, raw results)."""
+    if not SUPERVISOR_HAS_SWITCH and values.get("supervisor.enabled", True) is False:
+        return None
     out: Dict[str, Any] = {}
     for node_name in NODE_TO_SUPERVISOR:
         key = supervisor_key(node_name)
@@ -77,8 +94,11 @@ class TargetSet:
     """The node's targets. Not thread-safe: the node's worker owns it."""
 
     def __init__(self, build_fn: Callable[[], Any], supervisor_params: Optional[Dict[str, Any]] = None):
+        """supervisor_params None: no supervisor (raw tracker results, never LOST)."""
+        self.supervised = supervisor_params is not None
         self.supervisor_params = dict(supervisor_params or {})
-        self.mt = MultiTargetTracker(build_fn, supervisor_params=self.supervisor_params)
+        self.mt = MultiTargetTracker(build_fn, supervisor_params=(
+            self.supervisor_params if self.supervised else None))
         self.records: Dict[int, TargetRecord] = {}
         self.orphans: Dict[int, TargetRecord] = {}   # ids reported LOST until the next init
 
@@ -126,7 +146,9 @@ class TargetSet:
         self.orphans.clear()
 
     def set_supervisor_params(self, **kw) -> None:
-        self.mt.set_supervisor_params(**kw)
+        """ValueError for a value the supervisor refuses; without supervisor only stored."""
+        if self.supervised:
+            self.mt.set_supervisor_params(**kw)
         self.supervisor_params.update(kw)
 
     # tracking --------------------------------------------------------

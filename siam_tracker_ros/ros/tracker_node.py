@@ -161,7 +161,7 @@ class TrackerLogic:
     def _setup(self) -> None:
         self.values = params.declare(self, lifecycle=self.lifecycle_mode)
         self.values.update(params.declare_extra(
-            self, "supervisor", targets_mod.extra_supervisor_params(),
+            self, "supervisor", targets_mod.declared_supervisor_params(),
             "target supervisor parameter '{key}' (core/tracking/monitor.py SUPERVISOR_DEFAULTS); runtime"))
         self._lock = threading.Lock()          # guards everything the callbacks share
         self._track_lock = threading.Lock()    # held while the targets / model are used
@@ -185,7 +185,7 @@ class TrackerLogic:
         self._active = False
         self._inputs: List[Any] = []
         self._outputs: List[Any] = []
-        self.pub_object = self.pub_objects = self.pub_map = self.pub_debug = None
+        self.pub_object = self.pub_objects = self.pub_map = self.pub_debug = self.pub_conf_image = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         if self.values["diagnostics_period"] > 0:
@@ -268,7 +268,8 @@ class TrackerLogic:
         self.pub_objects = self.create_publisher(TrackedObjectArray, "~/tracked_objects", 10)
         self.pub_map = self.create_publisher(ConfidenceMap, "~/confidence_map", 10)
         self.pub_debug = self.create_publisher(Image, "~/debug_image", 1)
-        self._outputs = [self.pub_object, self.pub_objects, self.pub_map, self.pub_debug,
+        self.pub_conf_image = self.create_publisher(Image, "~/confidence_image", 1)
+        self._outputs = [self.pub_object, self.pub_objects, self.pub_map, self.pub_debug, self.pub_conf_image,
                          self.create_service(Trigger, "~/reset", self._on_reset)]
 
     def _destroy_outputs(self) -> None:
@@ -278,7 +279,7 @@ class TrackerLogic:
             else:
                 self.destroy_publisher(entity)
         self._outputs = []
-        self.pub_object = self.pub_objects = self.pub_map = self.pub_debug = None
+        self.pub_object = self.pub_objects = self.pub_map = self.pub_debug = self.pub_conf_image = None
 
     def _create_inputs(self) -> None:
         qos = QoSProfile(
@@ -328,6 +329,11 @@ class TrackerLogic:
                 key = targets_mod.supervisor_key(p.name)
                 if key is not None:
                     supervisor_changes[key] = p.value
+            elif p.name == "supervisor.enabled" and not targets_mod.SUPERVISOR_HAS_SWITCH:
+                reason = self._reload_refusal(p.name)
+                if reason:
+                    return SetParametersResult(successful=False, reason=reason + " (this supervisor has "
+                                               "no runtime switch: the targets are built with or without it)")
             elif p.name.startswith("supervisor."):
                 supervisor_changes[p.name.split(".", 1)[1]] = p.value
             elif p.name.startswith("tracker."):
@@ -552,7 +558,9 @@ class TrackerLogic:
             box, on_frame = self._apply_init(init, frame, image, catch_up_max)
             applied += box is not None
             if box is not None and on_frame and frame is not None:
-                answered[init.target_id] = box
+                answered[init.target_id] = box     # acknowledged by the frame's own results
+            elif box is not None:
+                self._acknowledge(init)
         if applied:
             with self._lock:
                 self.health.counts["inits_applied"] += applied
@@ -648,6 +656,15 @@ class TrackerLogic:
             self._known_ids = set(view)
             self._target_view = view
 
+    def _acknowledge(self, init: PendingInit) -> None:
+        """Init acknowledgement: the init frame's TrackedObject (TRACKING, the init box, score 1),
+        for an init applied to a frame other than the one being answered now (that frame was
+        answered before, or no new frame came)."""
+        w, h = init.size
+        latency = time.monotonic() - init.frame.arrival
+        self.pub_object.publish(messages.tracked_object(init.frame.msg.header, init.target_id,
+                                                        TrackState.TRACKING, init.box, 1.0, w, h, latency))
+
     def _publish(self, frame: Frame, image, results, answered, processing_time: float):
         header = frame.msg.header
         h, w = image.shape[:2]
@@ -665,6 +682,7 @@ class TrackerLogic:
             overlay = messages.draw_targets_overlay(image.copy(), [(i, s, b, sc) for i, s, b, sc, _ in entries])
             self.pub_debug.publish(numpy_to_image_msg(overlay, "bgr8", header=header))
         maps = self.pub_map.get_subscription_count() > 0
+        images = self.pub_conf_image.get_subscription_count() > 0
         latency = time.monotonic() - frame.arrival
         array = TrackedObjectArray()
         array.header = header
@@ -672,9 +690,12 @@ class TrackerLogic:
             msg = messages.tracked_object(header, 0, TrackState.IDLE, None, 0.0, w, h, latency)
             self.pub_object.publish(msg)
         for target_id, state, box, score, result in entries:
-            if maps and result is not None and result.confidence_map is not None:
-                self.pub_map.publish(messages.confidence_map(
-                    header, target_id, result.confidence_map, result.map_region))
+            if (maps or images) and result is not None and result.confidence_map is not None:
+                cmap = messages.confidence_map(header, target_id, result.confidence_map, result.map_region)
+                if maps:
+                    self.pub_map.publish(cmap)
+                if images:
+                    self.pub_conf_image.publish(cmap.map)
             msg = messages.tracked_object(header, target_id, state, box, score, w, h, latency)
             self.pub_object.publish(msg)
             array.objects.append(msg)
