@@ -140,10 +140,16 @@ def run(args) -> Dict:
     diag = {"dropped": 0}
     answered = threading.Event()
 
+    init_stamps = set()
+
     def on_object(msg):
         now = time.monotonic()
         stamp = stamp_ns(msg.header.stamp)
         with lock:
+            if stamp in init_stamps and msg.score == 1.0 and msg.state == 1:
+                init_stamps.discard(stamp)      # the init acknowledgement, not a tracking result
+                diag["acks"] = diag.get("acks", 0) + 1
+                return
             sent = published.pop(stamp, None)
             answered.set()
             if sent is None:
@@ -227,6 +233,9 @@ def run(args) -> Dict:
                 if len(published) > 10_000:     # unanswered (dropped) frames: forget the oldest
                     for s in sorted(published)[:5_000]:
                         published.pop(s, None)
+            if index == 0:
+                with lock:
+                    init_stamps.add(stamp)
             pub.publish(msg)
             if index == 0:
                 init = TargetInit(header=make_header(stamp), target_id=1)
@@ -245,7 +254,7 @@ def run(args) -> Dict:
             "command": "python -m siam_tracker_ros.evaluation.soak " + " ".join(sys.argv[1:]),
             "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine_text(), "source": source, "fps": args.fps, "size": f"{w}x{h}",
-            "minutes": args.minutes, "inits": reinit, "rows": rows,
+            "minutes": args.minutes, "inits": reinit, "init_acks": diag.get("acks", 0), "rows": rows,
             "rss_after_minute_1_mb": first, "rss_end_mb": last,
             "rss_ratio": last / first if first else float("nan"),
             "node_model": values.get("model"), "node_device": values.get("device"),
@@ -286,7 +295,9 @@ def markdown(result: Dict) -> str:
         f"Date: {result['date_utc']}  ",
         f"Machine: {result['machine']} (CPU only; node with OMP_NUM_THREADS={result['omp_num_threads']})  ",
         f"Input: {result['source']}, {result['fps']} Hz bgr8 {result['size']}, best-effort QoS, "
-        f"config/tracker.yaml; target re-initialised on frame 0 of every pass ({result['inits']} inits)  ",
+        f"config/tracker.yaml; target re-initialised on frame 0 of every pass ({result['inits']} inits; "
+        f"{result.get('init_acks', 0)} init acknowledgements, i.e. frame 0 was dropped before the init "
+        "came, not counted as results)  ",
         f"Node: model {result['node_model']} ({result['node_weights']}), device {result['node_device']}",
         "",
         "Latency: publish -> TrackedObject received by the client (includes DDS both ways); "
