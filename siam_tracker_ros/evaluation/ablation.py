@@ -237,11 +237,14 @@ def main(argv=None) -> int:
             with open(p) as f:
                 runs[v["name"]] = json.load(f)
     results: Dict[str, Any] = {}
-    for v in todo:
-        if not args.report_only:
-            runs[v["name"]] = train_variant(v, args.out, args.device, args.retrain, args.seed)
+    for v in ([] if args.report_only else todo):
+        runs[v["name"]] = train_variant(v, args.out, args.device, args.retrain, args.seed)
         results = evaluate([x["name"] for x in all_variants if x["name"] in runs], args.out,
                            args.dataset, args.device) or results
+        print(write_table(all_variants, runs, results, args.doc, command, args.seed), flush=True)
+    if args.report_only:
+        results = evaluate([x["name"] for x in all_variants if x["name"] in runs], args.out,
+                           args.dataset, args.device)
         print(write_table(all_variants, runs, results, args.doc, command, args.seed), flush=True)
     return 0
 
