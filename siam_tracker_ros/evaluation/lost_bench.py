@@ -569,7 +569,10 @@ def main(argv: Optional[List[str]] = None) -> int:
           "frames-to-LOST: 1 = LOST on the first absent frame. frames-to-reacquire: 0 = TRACKING with IoU > 0.5 "
           "on the return frame. false-LOST: LOST on frames where the target is visible and the supervisor's box has "
           f"IoU > 0.5 with the ground truth (the {args.grace} frames after a return excluded). wrong TRACKING: "
-          "TRACKING while the target is absent (after the first 5 absent frames) or the box has IoU <= 0.1.", ""]
+          "TRACKING while the target is absent (after the first 5 absent frames) or the box has IoU <= 0.1. "
+          f"ms/frame: wall time of one supervisor step, {args.jobs} run(s) in parallel, {args.threads} thread(s), "
+          f"1/5/15-min load average at the start {', '.join(f'{v:.2f}' for v in os.getloadavg())}: "
+          "indicative only (siam-bench measures speed).", ""]
     everything: Dict[str, Any] = {"command": command, "params": {**SUPERVISOR_DEFAULTS, **params}, "models": {}}
     sweep_rows: List[Tuple[str, str, Dict[str, Any]]] = []
     tasks = []
