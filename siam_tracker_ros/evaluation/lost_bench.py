@@ -1,8 +1,17 @@
 """Lost-state benchmark: does the target supervisor say LOST when the target is
 gone, stay TRACKING while it is visible and followed, and re-find it?
 
-    python -m siam_tracker_ros.evaluation.lost_bench [--model default] [--absent 10 25]
-        [--markdown docs/benchmarks/lost_state.md] [--set lost_frames=3 ...]
+    python -m siam_tracker_ros.evaluation.lost_bench [--models default nanotrack]
+        [--absent 10 30] [--set lost_frames=3 ...] [--sweep lost_frames=2,4 ...]
+        [--jobs 2] [--evidence] [--per-run] [--markdown docs/benchmarks/lost_state.md]
+
+docs/benchmarks/lost_state.md is made by (about 17 min on 2 cores; without
+--sweep about 5 min):
+
+    python -m siam_tracker_ros.evaluation.lost_bench --models default nanotrack \
+        --evidence --jobs 2 --sweep entropy_gap_fraction=0.35,0.55 lost_frames=2,4 \
+        persist_lost=1.0,2.5 motion_prior=true --markdown docs/benchmarks/lost_state.md \
+        --json out/benchmarks/lost_state.json
 
 Test sequences (made on the fly from the labelled sequences, default
 ../shared/data/sequences; nothing is written to disk):
