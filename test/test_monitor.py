@@ -43,14 +43,12 @@ def test_psr_peak_against_sidelobes():
     noise = rng.uniform(0.0, 0.1, (S, S))
     peaked = noise.copy()
     peaked[8, 8] = 1.0
-    side = np.delete(peaked.ravel(), [8 * S + 8])
     # r = S // 8 = 2: the 5x5 square around the peak is not sidelobe
     mask = np.ones((S, S), bool)
     mask[6:11, 6:11] = False
     expected = (1.0 - peaked[mask].mean()) / (peaked[mask].std() + 1e-6)
     assert peak_to_sidelobe(peaked) == pytest.approx(expected, rel=1e-6)
-    assert peak_to_sidelobe(peaked) > 20 * peak_to_sidelobe(noise + 0.0) or peak_to_sidelobe(noise) < 5
-    assert side.size == S * S - 1
+    assert peak_to_sidelobe(noise) < 5 < 10 * 5 < peak_to_sidelobe(peaked)
     two = gaussian_map(sigma=1.0) + gaussian_map(at=(2, 2), sigma=1.0)
     assert peak_to_sidelobe(two) < peak_to_sidelobe(gaussian_map(sigma=1.0))
     with pytest.raises(ValueError):
