@@ -296,8 +296,9 @@ def markdown(result: Dict) -> str:
         f"Machine: {result['machine']} (CPU only; node with OMP_NUM_THREADS={result['omp_num_threads']})  ",
         f"Input: {result['source']}, {result['fps']} Hz bgr8 {result['size']}, best-effort QoS, "
         f"config/tracker.yaml; target re-initialised on frame 0 of every pass ({result['inits']} inits; "
-        f"{result.get('init_acks', 0)} init acknowledgements, i.e. frame 0 was dropped before the init "
-        "came, not counted as results)  ",
+        f"{result.get('init_acks', 0)} init acknowledgements received: frame 0's TrackedObject "
+        "published again by the node when the init was applied after that frame had been answered; "
+        "not counted as results)  ",
         f"Node: model {result['node_model']} ({result['node_weights']}), device {result['node_device']}",
         "",
         "Latency: publish -> TrackedObject received by the client (includes DDS both ways); "
@@ -323,6 +324,8 @@ def markdown(result: Dict) -> str:
         f"Node exit code after SIGINT: {result.get('node_exit_code')}.",
         "",
     ]
+    if result.get("notes"):
+        lines += [result["notes"], ""]
     return "\n".join(lines)
 
 
@@ -379,9 +382,19 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the figures as JSON here")
     ap.add_argument("--markdown", help="write a Markdown report here")
     ap.add_argument("--echo", action="store_true", help="print the node's output")
+    ap.add_argument("--render", metavar="JSON", help="only write the Markdown (--markdown / stdout) of a "
+                    "finished run's --json file")
     ap.add_argument("--search-cost", action="store_true",
                     help="instead of the soak: per-frame cost of one target TRACKING vs LOST (searching)")
     args = ap.parse_args(argv)
+    if args.render:
+        with open(args.render) as f:
+            text = markdown(json.load(f))
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(text)
+        print(text)
+        return 0
     if args.search_cost:
         w, h = (int(v) for v in args.size.lower().split("x"))
         out = search_cost(args.sequence, (w, h))
