@@ -6,7 +6,6 @@ when it is absent (SIAM_SHARED_DIR overrides the location, see conftest.py).
 """
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path

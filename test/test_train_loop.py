@@ -1,6 +1,5 @@
 """The trainer on a tiny model and a tiny fixed pair set (CPU, one thread)."""
 import csv
-import os
 
 import cv2
 import numpy as np

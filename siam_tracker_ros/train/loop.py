@@ -300,7 +300,6 @@ def validate(model: nn.Module, model_cfg: Dict[str, Any], root: str, device: tor
              max_frames: Optional[int] = None, names: Optional[List[str]] = None) -> Dict[str, Any]:
     """OPE success AUC (21 IoU thresholds, IoU > t, frame 0 included, sequences
     weighted equally) of `model` on the sequences under `root`."""
-    from ..core import geometry
     try:
         from ..evaluation import datasets as ED
         from ..evaluation import metrics as EM
