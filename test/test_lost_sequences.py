@@ -4,9 +4,16 @@ from the shared validation sequences (evaluation/lost_bench.py builds them):
 - the target erased for 8 frames, then back (6 sequences: the boat of GOT10k is
   too large to erase), a look-alike crossing beside the target (4 sequences: no
   room for it beside the big ones), and the first 30 frames of GOT10k as they are;
-- LOST within 5 frames of the target leaving; re-acquired (TRACKING, IoU > 0.5)
-  within 10 frames of its return; no LOST on frames where the target is visible
-  and tracked (false-LOST rate printed; lost_bench.py defines every measure).
+- the issue asks: LOST within 5 frames of the target leaving; re-acquired
+  (TRACKING, IoU > 0.5) within 10 frames of its return; no LOST on frames where
+  the target is visible and tracked (false-LOST rate printed; lost_bench.py
+  defines every measure).
+- asserted here, looser where the model does not reach the issue's figures yet
+  (measured 2026-11-21 with the stage-2 default: LOST in time on 5 of 6 runs,
+  re-acquired on 4 of 6, no false LOST without a look-alike): at most one late
+  LOST, at least 3 of 6 re-acquired, no false LOST on the plain runs, at most
+  5 % on visible frames and 10 % during look-alike crossings. The comments at
+  each assertion name the runs that miss.
 
 Short runs (about 300 frames in all) so that the file stays well under a minute.
 The full measurement with more and longer runs is
@@ -52,7 +59,7 @@ def test_lost_within_5_frames_of_leaving(measured):
     # Every run but at most one. Measured: 5 of 6 with both default models so far
     # (stage 1 missed OTB_Dudek, whose face the erasure replaces by the monitor beside
     # it; stage 2 misses UAV123_10fps_person12 in this short run, where the erased
-    # spot keeps the evidence at badness 0.6-0.9: LOST only after 9 frames).
+    # spot keeps the evidence at badness 0.6-0.9: not LOST within the 8 absent frames).
     assert len(late) <= 1, f"LOST later than 5 frames after leaving: {late}\n{table}"
 
 
@@ -60,10 +67,9 @@ def test_reacquired_within_10_frames_of_return(measured):
     scores, summary, table = measured
     runs = [s for s in scores if s["kind"] == "absent"]
     ok = [s for s in runs if s["to_reacquire"] is not None and s["to_reacquire"] <= 10]
-    # At least 3 of the 6 (measured 4 of 6 with both default models; the misses: a
-    # target that changed size and place while away (wakeboard7), returns the model
-    # does not recognise when it looks straight at them, a look-alike ball taken
-    # during the absence in VOT2015_ball1; see lost_state.md).
+    # At least 3 of the 6 (measured 4 of 6 with both default models; stage 2's misses:
+    # a target that changed size and place while away (wakeboard7) and a look-alike
+    # ball taken during the absence (VOT2015_ball1); see lost_state.md).
     assert len(ok) >= min(3, len(runs)), f"re-acquired within 10 frames: {len(ok)}/{len(runs)}\n{table}"
 
 
