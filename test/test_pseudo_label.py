@@ -45,11 +45,11 @@ def test_shots_split_at_a_cut():
 def test_forward_backward_keeps_consistent_and_rejects_drifting_tracks():
     frames = _clip(12)
     box = np.array([20, 40, 20, 30], np.float64)
-    kept = P.forward_backward(lambda: _ScriptedTracker(0.0), frames, box, min_iou=0.7, min_score=0.5)
+    kept = P.forward_backward_track(lambda: _ScriptedTracker(0.0), frames, box, min_iou=0.7, min_score=0.5)
     assert kept is not None and kept.shape == (12, 4)
     np.testing.assert_allclose(kept[-1], [20 + 4 * 11, 40, 20, 30])
     # A tracker that drifts 3 px per frame ends far off: backward disagrees.
-    assert P.forward_backward(lambda: _ScriptedTracker(3.0), frames, box, 0.7, 0.5) is None
+    assert P.forward_backward_track(lambda: _ScriptedTracker(3.0), frames, box, 0.7, 0.5) is None
 
 
 def test_low_peer_score_rejects_a_track():
@@ -58,12 +58,12 @@ def test_low_peer_score_rejects_a_track():
             self.last_score = 0.2
             return super().update(frame)
     box = np.array([20, 40, 20, 30], np.float64)
-    assert P.forward_backward(lambda: Unsure(0.0), _clip(8), box, 0.7, 0.5) is None
+    assert P.forward_backward_track(lambda: Unsure(0.0), _clip(8), box, 0.7, 0.5) is None
 
 
 def test_motion_box_finds_the_moving_square():
     masks = P.motion_masks(_clip(20))
-    boxes = P.motion_boxes(masks[15], 100, 5000)
+    boxes = P.moving_regions(masks[15], 100, 5000)
     assert boxes, "no moving region found"
     x, y, w, h = min(boxes, key=lambda b: abs(b[0] - (20 + 4 * 15)))
     assert abs(y - 40) <= 4 and abs(x - (20 + 4 * 15)) <= 8 and 15 <= w <= 34 and 25 <= h <= 40

@@ -54,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+
+def _run_meta(args, argv, source: str, cuda: bool) -> dict:
+    """What every siam-bench JSON records about the run."""
+    from ..evaluation import report
+    return {"date": report.now_iso(),
+            "command": "siam-bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+            "frames": source, "timed_frames": args.frames, "warmup": args.warmup,
+            "machine": report.machine_info(), "cuda": cuda}
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     import torch
@@ -112,10 +121,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     skipped = {r.tracker: r.reason for r in results if not r.ok and r.tracker not in ok_names}
     partial = {k: v for k, v in failed.items() if k.split(" ")[0] in ok_names}
     source = next((r.source for r in results if r.ok), seq_dir or "synthetic")
-    meta = {"date": report.now_iso(),
-            "command": "siam-bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
-            "frames": source, "timed_frames": args.frames, "warmup": args.warmup,
-            "machine": report.machine_info(), "cuda": cuda}
+    meta = _run_meta(args, argv, source, cuda)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w") as f:
         json.dump(report._jsonable({"meta": meta, "results": [asdict(r) for r in results],
@@ -163,10 +169,7 @@ def _multi_target(args, argv, seq_dir, cuda: bool) -> int:
                 else:
                     print(f"siam-bench:   failed: {res.reason}", file=sys.stderr)
     source = next((r.source for r in results if r.ok), seq_dir or "synthetic")
-    meta = {"date": report.now_iso(),
-            "command": "siam-bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
-            "frames": source, "timed_frames": args.frames, "warmup": args.warmup,
-            "machine": report.machine_info(), "cuda": cuda}
+    meta = _run_meta(args, argv, source, cuda)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "multi_target.json"), "w") as f:
         json.dump(report._jsonable({"meta": meta, "results": [asdict(r) for r in results]}), f, indent=1)

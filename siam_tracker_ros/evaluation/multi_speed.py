@@ -26,7 +26,6 @@ process:
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import time
 import traceback
@@ -34,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+
+from . import speed
 
 
 @dataclass
@@ -97,7 +98,6 @@ def run_multi_job(job: MultiJob) -> MultiResult:
 
     from ..core.models import registry
     from ..core.tracking.multi import MultiTargetTracker
-    from .speed import load_frames
 
     res = MultiResult(job.model, job.targets, job.device, job.threads, ok=False)
     saved_threads = (torch.get_num_threads(), cv2.getNumThreads())
@@ -105,7 +105,7 @@ def run_multi_job(job: MultiJob) -> MultiResult:
         if job.threads:
             torch.set_num_threads(job.threads)
             cv2.setNumThreads(job.threads)
-        frames, box, res.source = load_frames(job.sequence_dir, job.frames + job.warmup + 1)
+        frames, box, res.source = speed.load_frames(job.sequence_dir, job.frames + job.warmup + 1)
         if len(frames) < 2:
             raise ValueError("need at least 2 frames")
         cuda = job.device.startswith("cuda")
@@ -181,13 +181,10 @@ def _child(job: MultiJob) -> Dict[str, Any]:
 
 def run_isolated(job: MultiJob, timeout: Optional[float] = None) -> MultiResult:
     """run_multi_job in a fresh spawned process."""
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        try:
-            data = pool.apply_async(_child, (job,)).get(timeout)
-        except mp.TimeoutError:
-            return MultiResult(job.model, job.targets, job.device, job.threads, ok=False,
-                               reason=f"timed out after {timeout:.0f} s")
+    data = speed.run_spawned(_child, job, timeout)
+    if data is None:
+        return MultiResult(job.model, job.targets, job.device, job.threads, ok=False,
+                           reason=f"timed out after {timeout:.0f} s")
     return MultiResult(**data)
 
 

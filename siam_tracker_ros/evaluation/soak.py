@@ -38,17 +38,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-
-def read_status_kb(pid: int, field: str = "VmRSS") -> float:
-    """A kB field of /proc/PID/status; NaN when unreadable."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return float(line.split()[1])
-    except OSError:
-        pass
-    return float("nan")
+from .speed import read_status_kb
 
 
 def load_frames(sequence: str, size, root: Optional[str] = None):

@@ -99,10 +99,10 @@ def load_frames(sequence_dir: Optional[str], n: int):
 
 
 # --------------------------------------------------------------------------- memory
-def _status_kb(field: str) -> float:
-    """A kB field of /proc/self/status (VmRSS, VmHWM); NaN where there is none."""
+def read_status_kb(pid="self", field: str = "VmRSS") -> float:
+    """A kB field (VmRSS, VmHWM ...) of /proc/PID/status; NaN where there is none."""
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith(field + ":"):
                     return float(line.split()[1])
@@ -112,7 +112,7 @@ def _status_kb(field: str) -> float:
 
 
 def _rss_kb() -> float:
-    return _status_kb("VmRSS")
+    return read_status_kb("self", "VmRSS")
 
 
 def _reset_peak() -> bool:
@@ -126,7 +126,7 @@ def _reset_peak() -> bool:
 
 def _peak_kb(reset_ok: bool) -> float:
     if reset_ok:
-        peak = _status_kb("VmHWM")
+        peak = read_status_kb("self", "VmHWM")
         if peak == peak:  # not NaN
             return peak
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -224,15 +224,24 @@ def _child(job: BenchJob) -> Dict[str, Any]:
     return asdict(run_job(job))
 
 
-def run_isolated(job: BenchJob, timeout: Optional[float] = None) -> BenchResult:
-    """run_job in a fresh spawned process."""
+def run_spawned(child, job, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
+    """child(job) (a module-level function returning a dict) in a fresh spawned
+    process, so that one measurement's threads, caches and memory do not leak
+    into the next; None when it ran past `timeout` seconds."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
         try:
-            data = pool.apply_async(_child, (job,)).get(timeout)
+            return pool.apply_async(child, (job,)).get(timeout)
         except mp.TimeoutError:
-            return BenchResult(job.tracker, job.device, job.threads, job.precision, ok=False,
-                               reason=f"timed out after {timeout:.0f} s")
+            return None
+
+
+def run_isolated(job: BenchJob, timeout: Optional[float] = None) -> BenchResult:
+    """run_job in a fresh spawned process."""
+    data = run_spawned(_child, job, timeout)
+    if data is None:
+        return BenchResult(job.tracker, job.device, job.threads, job.precision, ok=False,
+                           reason=f"timed out after {timeout:.0f} s")
     return BenchResult(**data)
 
 

@@ -41,13 +41,15 @@ import numpy as np
 
 from ..core.geometry import iou
 from .media import find_media
-from .synthetic import default_peer_dir, has_scene_cut, write_sequence
+from .synthetic import (clean_foreground, default_peer_dir, forward_backward_track, has_scene_cut,
+                        moving_regions, textured_box, write_sequence)
 
 MAX_SIDE = 640
 
 
 class _CoreTrackerPeer:
     """cv2-tracker-like adapter (init / update -> (ok, box)) around a project Tracker."""
+    float_boxes = True      # synthetic._run_tracker: init with the box as it is
 
     def __init__(self, tracker):
         self.tracker = tracker
@@ -111,59 +113,7 @@ def split_shots(frames: List[np.ndarray], min_len: int) -> List[Tuple[int, int]]
 def motion_masks(frames: List[np.ndarray]) -> List[np.ndarray]:
     """Foreground masks of MOG2 run over the shot (the first ones are unreliable)."""
     sub = cv2.createBackgroundSubtractorMOG2(history=30, detectShadows=False)
-    out = []
-    for f in frames:
-        fg = sub.apply(f)
-        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-        out.append(cv2.dilate(fg, np.ones((5, 5), np.uint8)))
-    return out
-
-
-def motion_boxes(mask: np.ndarray, min_area: float, max_area: float) -> List[np.ndarray]:
-    n, _lab, stats, _c = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8))
-    return [stats[i, :4].astype(np.float64) for i in range(1, n)
-            if min_area <= stats[i, 2] * stats[i, 3] <= max_area
-            and 0.2 < stats[i, 2] / max(stats[i, 3], 1) < 5]
-
-
-def textured_box(frame: np.ndarray, rng: np.random.Generator, tries: int = 12) -> np.ndarray:
-    H, W = frame.shape[:2]
-    g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    mag = np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1))
-    best, score = None, -1.0
-    for _ in range(tries):
-        w = rng.uniform(0.06, 0.3) * W
-        h = min(w * np.exp(rng.uniform(-0.7, 0.7)), 0.6 * H)
-        x, y = rng.uniform(0, W - w), rng.uniform(0, H - h)
-        s = float(mag[int(y):int(y + h), int(x):int(x + w)].mean())
-        if s > score:
-            best, score = np.array([x, y, w, h]), s
-    return best
-
-
-def track_boxes(factory, frames: List[np.ndarray], box) -> Tuple[Optional[np.ndarray], float]:
-    tr = factory()
-    tr.init(frames[0], box)
-    out, low = [np.asarray(box, np.float64)], 1.0
-    for f in frames[1:]:
-        ok, b = tr.update(f)
-        if not ok:
-            return None, 0.0
-        out.append(np.asarray(b, np.float64))
-        low = min(low, getattr(tr, "last_score", 1.0))
-    return np.stack(out), low
-
-
-def forward_backward(factory, frames, box, min_iou: float, min_score: float) -> Optional[np.ndarray]:
-    fwd, low = track_boxes(factory, frames, box)
-    if fwd is None or low < min_score:
-        return None
-    bwd, low_b = track_boxes(factory, frames[::-1], fwd[-1])
-    if bwd is None or low_b < min_score:
-        return None
-    if np.all(iou(fwd, bwd[::-1]) > min_iou):
-        return fwd
-    return None
+    return [clean_foreground(sub.apply(f)) for f in frames]
 
 
 def parse_exclude(specs: List[str]) -> dict:
@@ -196,14 +146,14 @@ def mine_clip(path: str, factory, rng: np.random.Generator, window: int, step: i
             if any(first <= b and first + window - 1 >= a for a, b in exclude):
                 continue
             win = shot[w0:w0 + window]
-            boxes = motion_boxes(masks[w0], 0.002 * W * H, 0.15 * W * H)
+            boxes = moving_regions(masks[w0], 0.002 * W * H, 0.15 * W * H)
             rng.shuffle(boxes)
-            props = boxes[:candidates - 1] + [textured_box(win[0], rng)]
+            props = boxes[:candidates - 1] + [textured_box(win[0], rng, width=(0.06, 0.3), log_aspect=0.7)]
             kept: List[np.ndarray] = []
             for box in props:
                 if any(iou(box, k[0]) > 0.3 for k in kept):
                     continue
-                track = forward_backward(factory, win, box, min_iou, min_score)
+                track = forward_backward_track(factory, win, box, min_iou, min_score)
                 if track is None:
                     continue
                 centres = track[:, :2] + track[:, 2:] / 2

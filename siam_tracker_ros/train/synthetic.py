@@ -455,27 +455,32 @@ def make_peer_tracker(peer_dir: Optional[str] = None) -> Tuple[Callable[[], obje
     raise RuntimeError("no peer tracker: needs opencv-contrib (CSRT) or the NanoTrack ONNX files")
 
 
-def _run_tracker(factory, frames: List[np.ndarray], box) -> Optional[np.ndarray]:
+def _run_tracker(factory, frames: List[np.ndarray], box) -> Tuple[Optional[np.ndarray], float]:
+    """(boxes on every frame or None if the tracker gave up, its lowest score).
+    OpenCV trackers take an integer box and report no score (1.0); trackers with
+    ``float_boxes`` take the box as it is and report ``last_score``."""
     tr = factory()
-    tr.init(frames[0], tuple(int(round(v)) for v in box))
-    out = [np.asarray(box, np.float64)]
+    tr.init(frames[0], box if getattr(tr, "float_boxes", False) else tuple(int(round(v)) for v in box))
+    out, low = [np.asarray(box, np.float64)], 1.0
     for f in frames[1:]:
         ok, b = tr.update(f)
         if not ok:
-            return None
+            return None, 0.0
         out.append(np.asarray(b, np.float64))
-    return np.stack(out)
+        low = min(low, getattr(tr, "last_score", 1.0))
+    return np.stack(out), low
 
 
-def forward_backward_track(factory, frames: List[np.ndarray], box, min_iou: float = 0.7
-                           ) -> Optional[np.ndarray]:
+def forward_backward_track(factory, frames: List[np.ndarray], box, min_iou: float = 0.7,
+                           min_score: float = 0.0) -> Optional[np.ndarray]:
     """Track forwards from ``box`` on frame 0, then backwards from the last box;
-    the forward boxes if IoU(forward_t, backward_t) > min_iou on every frame, else None."""
-    fwd = _run_tracker(factory, frames, box)
-    if fwd is None:
+    the forward boxes if IoU(forward_t, backward_t) > min_iou on every frame and
+    the tracker's score never fell below ``min_score`` in either pass, else None."""
+    fwd, low = _run_tracker(factory, frames, box)
+    if fwd is None or low < min_score:
         return None
-    bwd = _run_tracker(factory, frames[::-1], fwd[-1])
-    if bwd is None:
+    bwd, low = _run_tracker(factory, frames[::-1], fwd[-1])
+    if bwd is None or low < min_score:
         return None
     agree = iou(fwd, bwd[::-1])
     if np.all(agree > min_iou):
@@ -501,31 +506,43 @@ def has_scene_cut(frames: List[np.ndarray], max_diff: float = 20.0, min_corr: fl
     return False
 
 
+def clean_foreground(fg: np.ndarray) -> np.ndarray:
+    """A background-subtraction mask without speckle, slightly grown."""
+    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return cv2.dilate(fg, np.ones((5, 5), np.uint8))
+
+
+def moving_regions(fg: np.ndarray, min_area: float, max_area: float) -> List[np.ndarray]:
+    """Boxes (x, y, w, h) of the mask's blobs with a plausible area and aspect ratio."""
+    n, _lab, stats, _c = cv2.connectedComponentsWithStats((fg > 0).astype(np.uint8))
+    return [stats[i, :4].astype(np.float64) for i in range(1, n)
+            if min_area <= stats[i, 2] * stats[i, 3] <= max_area
+            and 0.2 < stats[i, 2] / max(stats[i, 3], 1) < 5]
+
+
 def _init_box_from_motion(frames: List[np.ndarray], rng: np.random.Generator, warmup: int,
                           min_area: float, max_area: float) -> Optional[np.ndarray]:
     sub = cv2.createBackgroundSubtractorMOG2(history=max(warmup, 5), detectShadows=False)
     fg = None
     for f in frames[:warmup + 1]:
         fg = sub.apply(f)
-    fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    fg = cv2.dilate(fg, np.ones((5, 5), np.uint8))
-    n, _lab, stats, _c = cv2.connectedComponentsWithStats((fg > 0).astype(np.uint8))
-    cands = [stats[i, :4].astype(np.float64) for i in range(1, n)
-             if min_area <= stats[i, 2] * stats[i, 3] <= max_area
-             and 0.2 < stats[i, 2] / max(stats[i, 3], 1) < 5]
+    cands = moving_regions(clean_foreground(fg), min_area, max_area)
     if not cands:
         return None
     return cands[int(rng.integers(len(cands)))]
 
 
-def _init_box_textured(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def textured_box(frame: np.ndarray, rng: np.random.Generator, width=(0.1, 0.3),
+                 log_aspect: float = 0.5, tries: int = 12) -> np.ndarray:
+    """The most textured (Sobel magnitude) of ``tries`` random boxes: width a
+    fraction ``width`` of the frame's, log(h / w) within +-``log_aspect``."""
     H, W = frame.shape[:2]
     g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
     mag = np.abs(cv2.Sobel(g, cv2.CV_32F, 1, 0)) + np.abs(cv2.Sobel(g, cv2.CV_32F, 0, 1))
     best, score = None, -1.0
-    for _ in range(12):
-        w = rng.uniform(0.1, 0.3) * W
-        h = w * np.exp(rng.uniform(-0.5, 0.5))
+    for _ in range(tries):
+        w = rng.uniform(*width) * W
+        h = w * np.exp(rng.uniform(-log_aspect, log_aspect))
         h = min(h, 0.6 * H)
         x, y = rng.uniform(0, W - w), rng.uniform(0, H - h)
         s = float(mag[int(y):int(y + h), int(x):int(x + w)].mean())
@@ -550,7 +567,7 @@ def pseudo_label_sequence(pool: MediaPool, rng: np.random.Generator, factory, n_
         box = _init_box_from_motion(frames, rng, warmup, 0.004 * W * H, 0.15 * W * H)
         frames = frames[warmup:]
         if box is None:
-            box = _init_box_textured(frames[0], rng)
+            box = textured_box(frames[0], rng)
         boxes = forward_backward_track(factory, frames, box, min_iou)
         if boxes is not None:
             spec = SequenceSpec(background=os.path.basename(path), video=True, pseudo_label=True)

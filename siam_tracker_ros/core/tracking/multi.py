@@ -93,28 +93,17 @@ def concat_states(states: Sequence[Any], rows: Sequence[int]):
             raise ValueError("template states differ in length")
         parts = [concat_states([s[i] for s in states], rows) for i in range(len(first))]
         return type(first)(parts) if isinstance(first, list) else tuple(parts)
-    if isinstance(first, torch.Tensor):
+    if isinstance(first, (torch.Tensor, np.ndarray)):
+        is_tensor = isinstance(first, torch.Tensor)
         parts = []
         for s, k in zip(states, rows):
             n = _rows(s)
-            if n == k:
-                parts.append(s)
-            elif n == 1:
-                parts.append(s.expand(k, *s.shape[1:]))
-            else:
+            if n == 1 and k != 1:
+                s = s.expand(k, *s.shape[1:]) if is_tensor else np.repeat(s, k, axis=0)
+            elif n != k:
                 raise ValueError(f"template state batch {n} does not fit {k} search crop(s)")
-        return torch.cat(parts, 0)
-    if isinstance(first, np.ndarray):
-        parts = []
-        for s, k in zip(states, rows):
-            n = _rows(s)
-            if n == k:
-                parts.append(s)
-            elif n == 1:
-                parts.append(np.repeat(s, k, axis=0))
-            else:
-                raise ValueError(f"template state batch {n} does not fit {k} search crop(s)")
-        return np.concatenate(parts, 0)
+            parts.append(s)
+        return torch.cat(parts, 0) if is_tensor else np.concatenate(parts, 0)
     raise TypeError(f"cannot batch template states of type {type(first).__name__}")
 
 
