@@ -11,7 +11,9 @@ import torch
 
 from siam_tracker_ros.core.models import registry
 from siam_tracker_ros.core.tracking import TrackState
-from siam_tracker_ros.core.tracking.multi import MultiTargetTracker, concat_states, slice_output
+from siam_tracker_ros.core.tracking.base import PreparedSearch
+from siam_tracker_ros.core.tracking.multi import (MultiTargetTracker, concat_states, slice_output,
+                                                  track_batch)
 
 BOX_TOL = 1e-4      # px
 SCORE_TOL = 1e-5
@@ -288,6 +290,169 @@ def test_supervised_targets_equal_per_target_supervisor_runs(crossing):
         mt.set_supervisor_params(lost_frames=0)
     mt.set_supervisor_params(lost_frames=4)
     assert all(mt.supervisor(i).params["lost_frames"] == 4 for i in range(3))
+
+
+# ---- one failing target does not fail the frame ------------------------------------------
+class TargetFault(RuntimeError):
+    pass
+
+
+def _fail_on(frame_no, counter, fn, what):
+    """fn, except that its call during frame `frame_no` (counter[0], 1-based) raises."""
+    def wrapped(*a, **k):
+        if counter[0] == frame_no:
+            raise TargetFault(what)
+        return fn(*a, **k)
+    return wrapped
+
+
+def _count_finishes(mt, sink):
+    """Wrap every tracker's track_finish so that each call appends the target's id to `sink`."""
+    for i in mt.ids:
+        t = mt.tracker(i)
+
+        def counted(*a, _i=i, _finish=t.track_finish, **k):
+            sink.append(_i)
+            return _finish(*a, **k)
+        t.track_finish = counted
+
+
+def _reference(build, frames, boxes, ids):
+    """The same frames tracked with only `ids` (the run without the failing target)."""
+    mt = MultiTargetTracker(build, supervisor_params={}, supervisor_cls=FakeSupervisor)
+    for i in ids:
+        mt.add(i, frames[0], boxes[i])
+    return [mt.track(f) for f in frames[1:]]
+
+
+@pytest.mark.parametrize("where", ["track_prepare", "track_finish", "search", "update"])
+def test_a_failing_target_leaves_the_others_as_without_it(crossing, where):
+    """Target 1 of 3 raises on frame 2 in one place of its work: left out of that frame's
+    result, its exception in mt.errors; targets 0 and 2 get exactly the results of a run
+    without target 1; the next frame, target 1 (still in the tracker) is tracked again."""
+    frames, boxes = crossing
+    frames = frames[:5]
+    shared, build = _builder("default")
+    want = _reference(build, frames, boxes, [0, 2])
+    mt = MultiTargetTracker(build, supervisor_params={}, supervisor_cls=FakeSupervisor)
+    for i in range(3):
+        mt.add(i, frames[0], boxes[i])
+    frame_no = [0]
+    if where in ("track_prepare", "track_finish"):
+        obj = mt.tracker(1)
+    else:
+        obj = mt.supervisor(1)
+        obj.searching = where == "search"
+    setattr(obj, where, _fail_on(2, frame_no, getattr(obj, where), f"{where} broke"))
+    finishes = []
+    _count_finishes(mt, finishes)
+    for k, frame in enumerate(frames[1:]):
+        frame_no[0] = k + 1
+        shared.calls.clear()
+        res = mt.track(frame)
+        if frame_no[0] == 2:
+            assert list(res) == [0, 2] and list(mt.errors) == [1]
+            assert isinstance(mt.errors[1], TargetFault) and str(mt.errors[1]) == f"{where} broke"
+            # one batched call still: with target 1's crop when it failed after its crop
+            assert shared.calls[-1] == (3 if where in ("track_finish", "update") else 2)
+        else:
+            assert list(res) == [0, 1, 2] and mt.errors == {}
+        for i in (0, 2):
+            _assert_same(res[i], want[k][i], (where, i, k))
+    assert mt.ids == [0, 1, 2]                     # the failed target stays (the caller decides)
+    # no target finished twice on a frame (a searching target runs track(), not track_finish)
+    n = len(frames) - 1
+    assert finishes.count(0) == finishes.count(2) == n
+    assert finishes.count(1) == {"track_prepare": n - 1, "track_finish": n, "search": 0, "update": n}[where]
+
+
+class PoisonModel(CountingModel):
+    """Raises on any call whose search crops include an all -1 crop (the culprit's)."""
+
+    def track(self, state, x):
+        self.calls.append(int(x.shape[0]))
+        if bool((x == -1).flatten(1).all(1).any()):
+            raise TargetFault("poisoned crop")
+        return self.model.track(state, x)
+
+
+@pytest.mark.parametrize("poison", ["template_state", "crop"])
+def test_a_failing_batched_network_call_is_retried_per_target(crossing, poison):
+    """The batched call raises because of target 1 (a template state of the wrong shape:
+    the states cannot be batched and the model refuses it alone; or a crop the model
+    refuses): the network runs again per target, only target 1 fails, 0 and 2 are as
+    without it, and each is finished once per frame."""
+    frames, boxes = crossing
+    frames = frames[:4]
+    torch.manual_seed(0)
+    config, model, _ = registry.load_model("default")
+    shared = PoisonModel(model)
+
+    def build():
+        return registry.build_tracker_from_config(config, model=shared, device="cpu")
+    ref = MultiTargetTracker(build)
+    for i in (0, 2):
+        ref.add(i, frames[0], boxes[i])
+    want = [ref.track(f) for f in frames[1:]]
+
+    mt = MultiTargetTracker(build)
+    for i in range(3):
+        mt.add(i, frames[0], boxes[i])
+    culprit = mt.tracker(1)
+    if poison == "template_state":
+        culprit.template_state = tuple(s[:, :, :4, :4].clone() for s in culprit.template_state)
+    else:
+        prepare = culprit.track_prepare
+
+        def poisoned_prepare(image):
+            p = prepare(image)
+            return PreparedSearch(torch.full_like(p.x, -1.0), p.context, p.crop_time)
+        culprit.track_prepare = poisoned_prepare
+    finishes = []
+    _count_finishes(mt, finishes)
+    for k, frame in enumerate(frames[1:]):
+        shared.calls.clear()
+        finishes.clear()
+        res = mt.track(frame)
+        assert list(res) == [0, 2] and list(mt.errors) == [1]
+        assert finishes == [0, 2]
+        # template_state: the states do not concatenate (no batched call), then one call each;
+        # crop: the batched call of 3 raises, then one call each
+        assert shared.calls == ([1, 1, 1] if poison == "template_state" else [3, 1, 1, 1])
+        for i in (0, 2):
+            _assert_same(res[i], want[k][i], (poison, i, k))
+            assert "network_batched" not in res[i].timing
+    if poison == "crop":
+        assert str(mt.errors[1]) == "poisoned crop"
+
+
+def test_track_batch_raises_without_errors_and_skips_with(crossing):
+    """track_batch keeps raising when called without `errors`; with it, the failing index is
+    reported and the others are returned. A lone target (the plain track() path) too."""
+    frames, boxes = crossing
+    shared, build = _builder("default")
+    trackers = []
+    for b in boxes[:3]:
+        t = build()
+        t.init(frames[0], b)
+        trackers.append(t)
+    bad = trackers[2]
+
+    def boom(image):
+        raise TargetFault("no crop")
+    bad.track_prepare = boom
+    with pytest.raises(TargetFault):
+        track_batch(trackers, frames[1])
+    errors = {}
+    out = track_batch(trackers, frames[1], errors=errors)
+    assert out[2] is None and list(errors) == [2] and all(r is not None for r in out[:2])
+
+    mt = MultiTargetTracker(build)
+    mt.add(4, frames[0], boxes[0])
+    mt.tracker(4).track = boom
+    assert mt.track(frames[1]) == {} and isinstance(mt.errors[4], TargetFault)
+    del mt.tracker(4).track                       # works again: errors reset on the next frame
+    assert list(mt.track(frames[2])) == [4] and mt.errors == {}
 
 
 def test_concat_states_and_slice_output():

@@ -1,6 +1,7 @@
 """The node's frame/init handling driven directly, in this process, without DDS or the
 worker thread (deterministic): an init on the frame being answered, with another target
-running; out-of-order frames and clock resets; an init drawn before an image size change."""
+running; out-of-order frames and clock resets; an init drawn before an image size change;
+one target's tracking failing while another goes on."""
 import numpy as np
 import pytest
 
@@ -129,6 +130,36 @@ def test_init_drawn_before_a_size_change_is_scaled(node):
     np.testing.assert_allclose([got[3].x, got[3].y, got[3].width, got[3].height],
                                clip.init_box * 2.0, atol=1e-3)
     assert node.health.counts["size_changes"] == 1
+
+
+def test_a_target_whose_tracking_raises_does_not_cost_the_others_the_frame(node):
+    """Target 2's tracker raises on a frame: target 1 is answered on that frame as usual,
+    target 2 is answered LOST with a zero box, the failure is counted as an error and named
+    on its /diagnostics status; the next frames go on the same way."""
+    clip = load_clip(5)
+    node._on_image(image_msg(clip.frames[0], T0))
+    node._on_init(init_msg(clip.init_box, T0, 1))
+    node._on_init(init_msg([280.0, 40.0, 50.0, 50.0], T0, 2))
+    node._process()
+    node._on_image(image_msg(clip.frames[1], T0 + DT))
+    node._process()
+    assert node.targets.tracked_ids == [1, 2] and node.health.counts["errors"] == 0
+
+    def boom(image):
+        raise RuntimeError("out of memory")
+    node.targets.mt.tracker(2).track_prepare = boom
+    for k in (2, 3):
+        node._on_image(image_msg(clip.frames[k], T0 + k * DT))
+        node._process()
+        got = objects_at(node, T0 + k * DT)
+        assert sorted(got) == [1, 2] and got[1].state == TrackState.TRACKING and got[1].width > 0
+        assert got[2].state == TrackState.LOST
+        assert [got[2].x, got[2].y, got[2].width, got[2].height, got[2].score] == [0.0] * 5
+        assert sorted(o.target_id for o in node.pub_objects.msgs[-1].objects) == [1, 2]
+    assert node.health.counts["errors"] == 1          # the failure once; then an orphan, not tracked
+    assert node.targets.records[1].frames == 3 and node.targets.tracked_ids == [1]
+    state, _, note, *_ = node._target_view[2]
+    assert state == "LOST" and note == "tracking failed: RuntimeError: out of memory; send a new init"
 
 
 def test_supervisor_off_gives_raw_results(rclpy_context):

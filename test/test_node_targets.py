@@ -73,3 +73,49 @@ def test_rescale_other_aspect_or_lost_makes_orphans(setup):
     ts.add(2, wide, [10, 10, 40, 40])              # a new init ends the orphan state
     assert ts.tracked_ids == [2] and 2 not in ts.orphans
     assert ts.remove(3) and ts.ids == [2]
+
+
+def test_a_target_whose_tracking_raises_becomes_an_orphan(setup):
+    """Target 3's tracker raises on frame 2: it becomes an orphan (LOST, zero box, a note
+    naming the failure) reported as a change to LOST and in last_failures; targets 1 and 4
+    keep tracking exactly as without it; a new init brings 3 back."""
+    make, clip = setup
+    boxes = {1: [280.0, 40.0, 50.0, 50.0], 3: [20.0, 120.0, 60.0, 60.0], 4: clip.init_box}
+    ref = make()
+    for i in (1, 4):
+        ref.add(i, clip.frames[0], boxes[i])
+    want = [ref.track(f)[0] for f in clip.frames[1:5]]
+
+    ts = make()
+    for i, b in boxes.items():
+        ts.add(i, clip.frames[0], b)
+    frame_no = [0]
+    prepare = ts.mt.tracker(3).track_prepare
+
+    def failing_prepare(image):
+        if frame_no[0] == 2:
+            raise ValueError("crop outside the image")
+        return prepare(image)
+    ts.mt.tracker(3).track_prepare = failing_prepare
+    for k, frame in enumerate(clip.frames[1:5]):
+        frame_no[0] = k + 1
+        results, changes = ts.track(frame)
+        for i in (1, 4):
+            np.testing.assert_array_equal(results[i].box, want[k][i].box)
+            assert results[i].score == want[k][i].score
+        if frame_no[0] < 2:
+            assert sorted(results) == [1, 3, 4] and ts.last_failures == []
+        elif frame_no[0] == 2:
+            assert sorted(results) == [1, 4]
+            assert (3, TrackState.TRACKING, TrackState.LOST, 0.0) in changes
+            note = "tracking failed: ValueError: crop outside the image; send a new init"
+            assert ts.last_failures == [f"target 3: {note}"] and ts.orphans[3].note == note
+        else:                                      # an orphan: reported, not tracked, no new change
+            assert sorted(results) == [1, 4] and ts.last_failures == []
+            assert all(c[0] != 3 for c in changes)
+    assert ts.ids == [1, 3, 4] and ts.tracked_ids == [1, 4] and 3 not in ts.records
+    assert ts.states() == {1: "TRACKING", 3: "LOST", 4: "TRACKING"}
+    assert ts.records[1].frames == ts.records[4].frames == 4
+    ts.add(3, clip.frames[5], boxes[3])            # a new init ends the orphan state
+    results, _ = ts.track(clip.frames[6])
+    assert sorted(results) == [1, 3, 4] and 3 not in ts.orphans and ts.last_failures == []

@@ -3,9 +3,9 @@
 `TargetSet` wraps the core's MultiTargetTracker (core/tracking/multi.py: the
 TRACKING targets of a frame in one batched network call, LOST ones through
 their supervisor's search) with what only the node needs: the last state and
-box of every id, ids kept as LOST after an image size change until they are
-initialised again, and the mapping of the node's parameters onto the
-supervisor's (core/tracking/monitor.py).
+box of every id, ids kept as LOST after an image size change or a failed
+tracking step until they are initialised again, and the mapping of the
+node's parameters onto the supervisor's (core/tracking/monitor.py).
 
 No ROS imports: unit-testable with a tracker alone.
 """
@@ -101,6 +101,7 @@ class TargetSet:
             self.supervisor_params if self.supervised else None))
         self.records: Dict[int, TargetRecord] = {}
         self.orphans: Dict[int, TargetRecord] = {}   # ids reported LOST until the next init
+        self.last_failures: List[str] = []           # the last track() call's failed targets (texts)
 
     # ids -------------------------------------------------------------
     @property
@@ -155,7 +156,13 @@ class TargetSet:
     def track(self, image: np.ndarray, ids: Optional[List[int]] = None
               ) -> Tuple[Dict[int, TrackResult], List[Tuple[int, TrackState, TrackState, float]]]:
         """(results by id, state transitions (id, old, new, score)). `ids`: a subset of the
-        tracked ids (None = all; ids not tracked are left out)."""
+        tracked ids (None = all; ids not tracked are left out).
+
+        A target whose tracking step raised (the core's `mt.errors`) is not in the results:
+        it becomes an orphan (reported LOST with a zero box until a new init; a change to LOST
+        with score 0 when it was not LOST), and `last_failures` (reset by every call) holds one
+        text per such target: "target <id>: tracking failed: <ExcType>: <msg>; send a new init"."""
+        self.last_failures = []
         tracked = self.mt.ids
         if ids is not None:
             ids = [i for i in ids if i in tracked]
@@ -163,6 +170,15 @@ class TargetSet:
             return {}, []
         results = self.mt.track(image, ids=ids)
         changes = []
+        for i, exc in sorted(self.mt.errors.items()):
+            what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            why = f"tracking failed: {what}; send a new init"
+            old = self.records.pop(i, TargetRecord()).state
+            self.mt.remove(i)
+            self.orphans[i] = TargetRecord(state=TrackState.LOST, note=why)
+            if old != TrackState.LOST:
+                changes.append((i, old, TrackState.LOST, 0.0))
+            self.last_failures.append(f"target {i}: {why}")
         for i, res in results.items():
             rec = self.records.setdefault(i, TargetRecord())
             new = TrackState(res.state)

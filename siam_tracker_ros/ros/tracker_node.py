@@ -571,6 +571,8 @@ class TrackerLogic:
             results, changes = targets.track(image, ids=[i for i in targets.tracked_ids if i not in answered])
         else:
             results, changes = targets.track(image)
+        for text in targets.last_failures:     # those targets are orphans now (LOST), the others go on
+            self._error("tracking", text)
         for target_id, old, new, score in changes:
             log.info(f"target {target_id}: {messages.STATE_NAMES[new]} (score {score:.2f})")
         self._update_view()

@@ -51,6 +51,19 @@ plus the host transfer of its outputs; "network_batched" is the whole call;
 "total" = crop + network + post. Summed over targets these add up to the
 frame's time.
 
+One failing target does not fail the frame: when a target's work raises
+(its `sup.search`, `track_prepare`, its share of the network call,
+`track_finish` or `sup.update`), `track` leaves it out of the returned dict
+and keeps the exception in `mt.errors` ({id: exception}, reset by every
+`track` call); the other targets' results are those of a frame without it.
+If the batched network call raises, the network runs again once per target
+(on the crops already prepared; no "network_batched" timing then) so that
+only the culprit fails; no target's
+`track_finish` (which updates its state) runs twice on a frame. A failed
+target stays in the tracker: the caller removes or re-initialises it.
+`track_batch(..., errors={})` does the same for plain trackers (without
+`errors` it raises as before).
+
 supervisor_params: None -> no supervisor: results are the trackers' raw
 results (state TRACKING, or LOST only below the tracker's `lost_threshold`);
 a dict (`{}` for the documented defaults) -> TargetSupervisor(tracker, **params)
@@ -123,11 +136,17 @@ def supports_target_batch(model) -> bool:
     return bool(getattr(model, "supports_target_batch", True))
 
 
-def track_batch(trackers: Sequence[Tracker], image: np.ndarray) -> List[TrackResult]:
+def track_batch(trackers: Sequence[Tracker], image: np.ndarray,
+                errors: Optional[Dict[int, Exception]] = None) -> List[Optional[TrackResult]]:
     """`[t.track(image) for t in trackers]` with one network call per shared model.
 
     Trackers on the same model object and device are batched; a group of one,
     or a model that cannot batch targets, runs `tracker.track(image)`.
+
+    errors None: the first exception of any target propagates (the others'
+    results are lost). errors a dict: a target whose work raises gets
+    `errors[index] = exception` and None in the returned list, the others go
+    on; a batched network call that raises is run again per target.
     """
     results: List[Optional[TrackResult]] = [None] * len(trackers)
     groups: Dict[Any, List[int]] = {}
@@ -137,16 +156,35 @@ def track_batch(trackers: Sequence[Tracker], image: np.ndarray) -> List[TrackRes
         members = [trackers[i] for i in idx]
         if len(members) == 1 or not supports_target_batch(members[0].model):
             for i, t in zip(idx, members):
-                results[i] = t.track(image)
+                if errors is None:
+                    results[i] = t.track(image)
+                    continue
+                try:
+                    results[i] = t.track(image)
+                except Exception as exc:
+                    errors[i] = exc
             continue
-        for i, r in zip(idx, _track_group(members, image)):
+        local: Optional[Dict[int, Exception]] = None if errors is None else {}
+        for i, r in zip(idx, _track_group(members, image, local)):
             results[i] = r
-    return results  # type: ignore[return-value]
+        for j, exc in (local or {}).items():
+            errors[idx[j]] = exc
+    return results
 
 
-def _track_group(trackers: Sequence[Tracker], image: np.ndarray) -> List[TrackResult]:
-    prepared: List[PreparedSearch] = [t.track_prepare(image) for t in trackers]
-    rows = [_rows(p.x) for p in prepared]
+def _guarded(errors: Optional[Dict[int, Exception]], j: int, fn: Callable[[], Any]):
+    """fn(); with `errors`, an exception goes to errors[j] and None is returned."""
+    if errors is None:
+        return fn()
+    try:
+        return fn()
+    except Exception as exc:
+        errors[j] = exc
+        return None
+
+
+def _batched_network(trackers: Sequence[Tracker], prepared: Sequence[PreparedSearch], rows: Sequence[int]):
+    """ONE model call for every target -> (output, seconds)."""
     lead = trackers[0]
     with torch.inference_mode():
         state = concat_states([t.template_state for t in trackers], rows)
@@ -159,16 +197,58 @@ def _track_group(trackers: Sequence[Tracker], image: np.ndarray) -> List[TrackRe
             out = lead._network(state, x)
         if cuda:
             torch.cuda.synchronize(lead.device)
-        elapsed = time.perf_counter() - t0
-    total = int(sum(rows))
-    results = []
-    start = 0
-    for t, p, k in zip(trackers, prepared, rows):
-        part = slice_output(out, start, start + k, total)
-        r = t.track_finish(p, part, network_time=elapsed / len(trackers))
-        r.timing["network_batched"] = elapsed
-        results.append(r)
-        start += k
+        return out, time.perf_counter() - t0
+
+
+def _own_network(tracker: Tracker, prepared: PreparedSearch):
+    """One target's network call alone (the fallback) -> (output, seconds)."""
+    cuda = tracker.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(tracker.device)
+    t0 = time.perf_counter()
+    out = tracker.track_network(prepared)
+    if cuda:
+        torch.cuda.synchronize(tracker.device)
+    return out, time.perf_counter() - t0
+
+
+def _track_group(trackers: Sequence[Tracker], image: np.ndarray,
+                 errors: Optional[Dict[int, Exception]] = None) -> List[Optional[TrackResult]]:
+    """Prepare every target, one network call, finish every target. With `errors`
+    ({index in trackers: exception}), failing targets are skipped (None) and a
+    failing batched call is run again per target (track_batch)."""
+    results: List[Optional[TrackResult]] = [None] * len(trackers)
+    prepared: List[Optional[PreparedSearch]] = [
+        _guarded(errors, j, lambda t=t: t.track_prepare(image)) for j, t in enumerate(trackers)]
+    live = [j for j, p in enumerate(prepared) if p is not None]
+    if not live:
+        return results
+    group = [trackers[j] for j in live]
+    preps = [prepared[j] for j in live]
+    rows = [_rows(p.x) for p in preps]
+    outs: Dict[int, Any] = {}          # index -> (its output, its network seconds, batched seconds)
+    try:
+        out, elapsed = _batched_network(group, preps, rows)
+    except Exception:
+        if errors is None:
+            raise
+        for j, t, p in zip(live, group, preps):     # find the culprit: one call per target
+            own = _guarded(errors, j, lambda t=t, p=p: _own_network(t, p))
+            if own is not None:
+                outs[j] = (own[0], own[1], None)
+    else:
+        total = int(sum(rows))
+        start = 0
+        for j, k in zip(live, rows):
+            outs[j] = (slice_output(out, start, start + k, total), elapsed / len(group), elapsed)
+            start += k
+    for j, (part, share, batched) in outs.items():
+        t, p = trackers[j], prepared[j]
+        r = _guarded(errors, j, lambda t=t, p=p, part=part, share=share:
+                     t.track_finish(p, part, network_time=share))
+        if r is not None and batched is not None:
+            r.timing["network_batched"] = batched
+        results[j] = r
     return results
 
 
@@ -194,6 +274,7 @@ class MultiTargetTracker:
                  supervisor_cls: Optional[type] = None):
         self._build = build_fn
         self._targets: Dict[int, _Target] = {}
+        self.errors: Dict[int, Exception] = {}     # the last track() call's failed targets
         self._supervisor_cls = supervisor_cls
         self._validate: Optional[Callable[[Dict[str, Any]], Dict[str, Any]]] = None
         self.supervisor_params: Optional[Dict[str, Any]] = None
@@ -269,7 +350,9 @@ class MultiTargetTracker:
     # -- one frame -----------------------------------------------------------------
     def track(self, image: np.ndarray, ids: Optional[Iterable[int]] = None) -> Dict[int, TrackResult]:
         """Track every target (or only `ids`) in `image` -> {id: TrackResult}, ids ascending.
-        Unknown ids in `ids` raise KeyError."""
+        Unknown ids in `ids` raise KeyError. A target whose work raises is left out of the
+        result and its exception kept in `self.errors` (module doc)."""
+        self.errors = {}
         if ids is None:
             chosen = self.ids
         else:
@@ -281,15 +364,25 @@ class MultiTargetTracker:
         batch: List[int] = []
         for tid in chosen:
             sup = self._targets[tid].supervisor
-            if sup is not None and sup.searching:
-                results[tid] = sup.search(image)
-            else:
-                batch.append(tid)
-        raw = track_batch([self._targets[tid].tracker for tid in batch], image)
-        for tid, r in zip(batch, raw):
+            try:
+                if sup is not None and sup.searching:
+                    results[tid] = sup.search(image)
+                else:
+                    batch.append(tid)
+            except Exception as exc:
+                self.errors[tid] = exc
+        failed: Dict[int, Exception] = {}
+        raw = track_batch([self._targets[tid].tracker for tid in batch], image, errors=failed)
+        for j, (tid, r) in enumerate(zip(batch, raw)):
+            if j in failed:
+                self.errors[tid] = failed[j]
+                continue
             sup = self._targets[tid].supervisor
-            results[tid] = sup.update(image, r) if sup is not None else r
-        return {tid: results[tid] for tid in chosen}
+            try:
+                results[tid] = sup.update(image, r) if sup is not None else r
+            except Exception as exc:
+                self.errors[tid] = exc
+        return {tid: results[tid] for tid in chosen if tid in results}
 
     def __repr__(self) -> str:
         return f"MultiTargetTracker(ids={self.ids}, supervised={self.supervised})"
