@@ -90,6 +90,9 @@ class ScriptedTracker(Tracker):
 
     def __init__(self, world: World, seed: int = 0):
         super().__init__(torch.nn.Identity(), {}, device="cpu")
+        # Only _track is scripted: the supervisor's search must take one crop at a
+        # time (monitor.raw_track_many's per-crop path), not batch the crops.
+        self.model.supports_target_batch = False
         self.world = world
         self.rng = np.random.default_rng(seed)
         self.crops = 0
@@ -376,3 +379,37 @@ def test_motion_prior_coasts_on_bad_frames_and_moves_the_search():
     world2.pos = None
     sup2.step(IMAGE)
     assert np.allclose(trk2.center, last2)
+
+
+# --------------------------------------------------------------------------- batched search crops
+@pytest.mark.parametrize("name", ["default", "siamfc", "ta_asiam_light"])
+def test_search_crops_in_one_network_call_equal_one_crop_at_a_time(name):
+    """A LOST target's search crops go through the network in one call
+    (raw_track_many); each result must be the one crop-at-a-time run gives, for the
+    three tracker families (anchor-free, SiamFC's 3-scale pyramid, anchor-based RPN),
+    and the tracker must be left in the given state."""
+    import cv2
+    from siam_tracker_ros.core.models.registry import build_tracker
+    from siam_tracker_ros.core.tracking.monitor import _raw_track, raw_track_many
+    from siam_tracker_ros.core.tracking.multi import supports_target_batch
+    torch.manual_seed(0)
+    trk = build_tracker(name, device="cpu")
+    assert supports_target_batch(trk.model)          # else the batched path is not under test
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (0, 0), 3)
+    trk.init(image, [140, 100, 40, 30])
+    snap = snapshot(trk)
+    centers = [np.array([160.0, 115.0]), np.array([60.0, 50.0]), np.array([300.0, 230.0])]
+    batched = raw_track_many(trk, image, centers, snap)
+    alone = []
+    for c in centers:
+        alone.append(_raw_track(trk, image, c))
+        restore(trk, snap)
+    assert len(batched) == len(centers)
+    for b, a in zip(batched, alone):
+        np.testing.assert_allclose(b.box, a.box, atol=1e-4)
+        assert abs(b.score - a.score) <= 1e-5
+        np.testing.assert_allclose(b.confidence_map, a.confidence_map, atol=1e-5)
+    assert not np.allclose(batched[0].box, batched[1].box)   # the crops differ: not one result copied
+    np.testing.assert_array_equal(trk.center, snap["center"])
+    np.testing.assert_array_equal(trk.size, snap["size"])

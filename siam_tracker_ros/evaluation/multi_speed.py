@@ -138,6 +138,8 @@ def run_multi_job(job: MultiJob) -> MultiResult:
                 t0 = time.perf_counter()
                 if path == "batched":
                     r = mt.track(image)
+                    if mt.errors:        # the batched path isolates a failing target: re-raise it here
+                        raise next(iter(mt.errors.values()))
                     outs[path] = [r[i] for i in range(len(boxes))]
                 else:
                     outs[path] = [t.track(image) for t in singles]

@@ -643,6 +643,8 @@ class TrackerLogic:
             img = self._frame_image(f)
             if img is not None and img.shape[:2] == init_image.shape[:2]:
                 targets.track(img, ids=[init.target_id])
+                for text in targets.last_failures:     # the target is an orphan now (LOST)
+                    self._error("tracking", text)
         return init.box, False
 
     def _update_view(self) -> None:
