@@ -409,7 +409,8 @@ def summarize(scores: List[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
-EVIDENCE_KEYS = ("score", "psr", "entropy", "entropy_rise", "logit_drop", "jump", "badness")
+EVIDENCE_KEYS = ("score", "psr", "entropy", "entropy_rise", "logit_drop", "jump", "colour", "colour_drop",
+                 "map_weight", "badness")
 PCTS = (1, 5, 25, 50, 75, 95, 99)
 
 
