@@ -413,3 +413,88 @@ def test_search_crops_in_one_network_call_equal_one_crop_at_a_time(name):
     assert not np.allclose(batched[0].box, batched[1].box)   # the crops differ: not one result copied
     np.testing.assert_array_equal(trk.center, snap["center"])
     np.testing.assert_array_equal(trk.size, snap["size"])
+
+
+# --------------------------------------------------------------------------- colour evidence
+def test_colour_histogram_and_similarity():
+    from siam_tracker_ros.core.tracking.monitor import colour_histogram, colour_similarity
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[:, :80] = (0, 0, 220)          # red left half (BGR)
+    image[:, 80:] = (220, 60, 0)         # blue right half
+    red_a, red_b = colour_histogram(image, [10, 10, 40, 40]), colour_histogram(image, [20, 60, 30, 30])
+    blue = colour_histogram(image, [100, 20, 40, 40])
+    assert red_a is not None and abs(red_a.sum() - 1.0) < 1e-6
+    assert colour_similarity(red_a, red_b) > 0.99
+    assert colour_similarity(red_a, blue) < 0.05
+    assert colour_histogram(np.full((120, 160, 3), 90, np.uint8), [10, 10, 40, 40]) is None   # grey: no colour
+    assert colour_histogram(image, [10, 10, 1, 1]) is None                                  # too small
+    assert math.isnan(colour_similarity(None, red_a))
+    big = np.zeros((2000, 2000, 3), np.uint8)
+    big[..., 2] = 200
+    assert colour_similarity(colour_histogram(big, [0, 0, 2000, 2000]), red_a) > 0.99    # resized first
+
+
+def _coloured_supervisor(**params):
+    """A supervisor on a real-shaped evidence path: init box on a red square in a
+    blue frame (the scripted tracker's maps; colours from the image)."""
+    world = World()
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[:] = (200, 80, 0)
+    x, y = (world.pos - world.size / 2).astype(int)
+    w, h = world.size.astype(int)
+    image[y:y + h, x:x + w] = (0, 0, 220)
+    trk = ScriptedTracker(world)
+    sup = TargetSupervisor(trk, **params)
+    sup.init(image, np.r_[world.pos - world.size / 2, world.size])
+    for _ in range(6):                   # warm levels (colour, entropy, score)
+        sup.step(image)
+    return sup, image, world
+
+
+def test_matching_colours_discount_the_models_evidence_not_the_jumps():
+    sup, image, world = _coloured_supervisor()
+    box = np.r_[world.pos - world.size / 2, world.size]
+    ambiguous = TrackResult(box=box, score=0.2, state=TrackState.TRACKING,
+                            confidence_map=np.full((S, S), 0.3, np.float32), map_region=np.zeros(4))
+    on_target = sup.evidence(ambiguous, box, image=image)
+    off_box = box + np.array([200, 0, 0, 0])            # same map and score, box on the blue
+    off_target = sup.evidence(TrackResult(box=off_box, score=0.2, state=TrackState.TRACKING,
+                                          confidence_map=ambiguous.confidence_map, map_region=np.zeros(4)),
+                              off_box, image=image)
+    p = sup.params
+    assert on_target["colour_drop"] < p["colour_keep"] and on_target["map_weight"] == pytest.approx(p["colour_map_weight"])
+    assert off_target["colour_drop"] > 0.5 and off_target["map_weight"] == 1.0
+    model_terms = (on_target["entropy_rise"] / on_target["entropy_threshold"]
+                   + max(0.0, on_target["logit_drop"]) / p["logit_drop_lost"] + 1.0)     # + score floor
+    assert on_target["badness"] == pytest.approx(p["colour_map_weight"] * model_terms)
+    # A jump is not discounted by matching colours.
+    jumped = sup.evidence(ambiguous, box - np.array([40, 0, 0, 0]), image=image)
+    assert jumped["badness"] == pytest.approx(on_target["badness"] + (jumped["jump"] - p["jump_free"]) / p["jump_lost"])
+    # colour_map_weight 1.0 switches the discount off.
+    sup.set_params(colour_map_weight=1.0)
+    assert sup.evidence(ambiguous, box, image=image)["badness"] == pytest.approx(model_terms)
+
+
+def test_search_candidates_pay_for_other_colours():
+    sup, image, world = _coloured_supervisor()
+    box = np.r_[world.pos - world.size / 2, world.size]
+    sharp = gaussian_map(at=(8, 8), sigma=1.0, floor=0.02) * 0.99
+    same = sup.evidence(TrackResult(box=box, score=0.99, state=TrackState.TRACKING, confidence_map=sharp,
+                                    map_region=np.zeros(4)), None, image=image, searching=True)
+    other_box = box + np.array([200, 0, 0, 0])
+    other = sup.evidence(TrackResult(box=other_box, score=0.99, state=TrackState.TRACKING, confidence_map=sharp,
+                                     map_region=np.zeros(4)), None, image=image, searching=True)
+    p = sup.params
+    assert same["colour_term"] == 0.0 and same["map_weight"] == 1.0     # no discount while searching
+    assert other["colour_term"] == pytest.approx((other["colour_drop"] - p["colour_free"]) / p["colour_lost"])
+    assert other["badness"] > p["recover_relaxed_below"] > p["recover_below"] >= same["badness"]
+
+
+def test_grey_images_leave_the_colour_out():
+    sup, trk, world = start()                # the scripted world's image is black (grey)
+    run(sup, 6)
+    box = np.r_[world.pos - world.size / 2, world.size]
+    ev = sup.evidence(TrackResult(box=box, score=0.2, state=TrackState.TRACKING,
+                                  confidence_map=np.full((S, S), 0.3, np.float32), map_region=np.zeros(4)),
+                      box, image=IMAGE)
+    assert math.isnan(ev["colour"]) and ev["map_weight"] == 1.0 and ev["colour_term"] == 0.0
