@@ -92,3 +92,18 @@ def test_lookalike_crossing_keeps_the_target(measured):
           f"{100 * false_lost / max(tracked, 1):.2f}%")
     assert tracked >= 100 and false_lost / tracked <= 0.03, table
     assert max(s["wrong_tracking"] for s in runs) <= 15, table
+
+
+def test_grey_runs_are_the_colour_runs_in_grey(sequences_dir):
+    """lost_bench --grey (lost_state_grey.md): the same made-up frames, as a mono camera
+    gives them (3 equal channels), so the supervisor's colour evidence is off there."""
+    import cv2
+    import numpy as np
+    from siam_tracker_ros.core.tracking.monitor import colour_histogram
+    colour, _ = lb.build_sequences(str(sequences_dir), ["OTB_Crossing"], ["absent"], 5, [3], 3, 3, None)
+    grey, _ = lb.build_sequences(str(sequences_dir), ["OTB_Crossing"], ["absent"], 5, [3], 3, 3, None, grey=True)
+    i = colour[0].leave                                     # an erased frame: the erasure is kept
+    expected = cv2.cvtColor(cv2.cvtColor(colour[0].frame(i), cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    np.testing.assert_array_equal(grey[0].frame(i), expected)
+    assert colour_histogram(grey[0].frame(0), colour[0].gt[0]) is None
+    assert colour_histogram(colour[0].frame(0), colour[0].gt[0]) is not None

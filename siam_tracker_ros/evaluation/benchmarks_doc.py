@@ -206,6 +206,7 @@ Read the numbers with their caveats:
 # date); build() includes them so that docs/BENCHMARKS.md holds every figure.
 INCLUDED = (
     ("lost_state.md", "Lost state: LOST latency, false LOST, re-acquisition (node supervisor)"),
+    ("lost_state_grey.md", "Lost state on grey frames (a mono camera: no colour evidence)"),
     ("multi_target.md", "Several targets: batched vs one by one"),
     ("soak.md", "Soak: 10 minutes of 30 Hz input through the node"),
     ("ablation.md", "Ablation: the papers' attention vs plain light models"),

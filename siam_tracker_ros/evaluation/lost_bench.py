@@ -98,6 +98,7 @@ class SynthSequence:
     leave: Optional[int] = None      # first absent frame
     back: Optional[int] = None       # first frame with the target back
     meta: Dict[str, Any] = field(default_factory=dict)
+    grey: bool = False               # frames as a mono camera gives them (3 equal channels)
 
     def __len__(self) -> int:
         return len(self.src)
@@ -105,13 +106,16 @@ class SynthSequence:
     def frame(self, i: int) -> np.ndarray:
         image = self.base.frame(self.src[i])
         op = self.ops[i]
-        if op is None:
-            return image
-        if op[0] == "erase":
-            return paste(image, image, op[2], op[1])
-        if op[0] == "clone":
-            return paste(image, image, op[1], op[2])
-        raise ValueError(op)
+        if op is not None:
+            if op[0] == "erase":
+                image = paste(image, image, op[2], op[1])
+            elif op[0] == "clone":
+                image = paste(image, image, op[1], op[2])
+            else:
+                raise ValueError(op)
+        if self.grey:
+            image = cv2.cvtColor(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+        return image
 
 
 def _pingpong(n_base: int, n: int) -> List[int]:
@@ -351,8 +355,10 @@ def evidence_samples(seq: SynthSequence, run: Dict[str, Any], iou_tracked: float
 
 
 def build_sequences(root: str, names: Optional[Seq[str]], kinds: Seq[str], lead: int,
-                    absent: Seq[int], after: int, cross: int, plain_frames: Optional[int]) -> Tuple[List[SynthSequence], List[str]]:
-    """The test sequences and a list of 'name: why skipped' lines."""
+                    absent: Seq[int], after: int, cross: int, plain_frames: Optional[int],
+                    grey: bool = False) -> Tuple[List[SynthSequence], List[str]]:
+    """The test sequences and a list of 'name: why skipped' lines (grey: frames as a
+    mono camera gives them)."""
     base = open_dataset(root, "shared", names=names)
     out: List[SynthSequence] = []
     skipped: List[str] = []
@@ -372,6 +378,8 @@ def build_sequences(root: str, names: Optional[Seq[str]], kinds: Seq[str], lead:
                 out.append(s)
         if "plain" in kinds:
             out.append(make_plain(seq, plain_frames))
+    for s in out:
+        s.grey = grey
     return out, skipped
 
 
@@ -510,12 +518,12 @@ def sweep_lines(rows: List[Tuple[str, str, Dict[str, Any]]]) -> List[str]:
 def _task(a) -> Tuple[List[Dict[str, Any]], Dict[str, List[Dict[str, float]]]]:
     """One (model, parameters) run over the test sequences (also in a worker process)."""
     (model, change, params, device, threads, root, names, kinds, lead, absent, after, cross,
-     plain_frames, per_run) = a
+     plain_frames, per_run, grey) = a
     import torch
     from ..core.models.registry import build_tracker
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
-    seqs, _ = build_sequences(root, names, kinds, lead, absent, after, cross, plain_frames)
+    seqs, _ = build_sequences(root, names, kinds, lead, absent, after, cross, plain_frames, grey)
     tracker = build_tracker(model, device=device)
     return run_model(tracker, params, seqs, per_run, f"{model}{(' ' + change) if change else ''}")
 
@@ -533,6 +541,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--after", type=int, default=25, help="frames after the target is back / the crossing")
     ap.add_argument("--cross", type=int, default=20, help="frames the look-alike takes to cross")
     ap.add_argument("--plain-frames", type=int, default=None, help="frames of each plain run (default all)")
+    ap.add_argument("--grey", action="store_true",
+                    help="convert every frame to grey (a mono camera: the supervisor's colour evidence is off)")
     ap.add_argument("--grace", type=int, default=10, help="frames after a return not counted in false LOST")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="supervisor parameters")
     ap.add_argument("--sweep", nargs="*", default=[], metavar="KEY=V1,V2",
@@ -562,7 +572,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for v in vals:
             validate_params({k: v})
     seqs, skipped = build_sequences(root, args.names, args.kinds, args.lead, args.absent, args.after,
-                                    args.cross, args.plain_frames)
+                                    args.cross, args.plain_frames, args.grey)
     for line in skipped:
         print("skipped:", line)
     command = "python -m siam_tracker_ros.evaluation.lost_bench " + " ".join(
@@ -574,7 +584,8 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"Supervisor parameters: defaults{(' with ' + json.dumps(params)) if params else ''} "
           f"(`{json.dumps({**SUPERVISOR_DEFAULTS, **params})}`).", "",
           f"Runs: absent N = {args.absent} frames after {args.lead} visible frames, then {args.after} frames back; "
-          f"look-alike crossing over {args.cross} frames; plain = the sequences as they are. "
+          f"look-alike crossing over {args.cross} frames; plain = the sequences as they are"
+          f"{'; every frame converted to grey (a mono camera: no colour evidence)' if args.grey else ''}. "
           f"Skipped: {'; '.join(skipped) if skipped else 'none'}.", "",
           "frames-to-LOST: 1 = LOST on the first absent frame. frames-to-reacquire: 0 = TRACKING with IoU > 0.5 "
           "on the return frame. false-LOST: LOST on frames where the target is visible and the supervisor's box has "
@@ -592,7 +603,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             for v in vals:
                 tasks.append((model, f"{k}={v}", {**params, k: v}))
     job_args = [(model, change, p, args.device, args.threads, root, args.names, args.kinds, args.lead,
-                 args.absent, args.after, args.cross, args.plain_frames, args.per_run) for model, change, p in tasks]
+                 args.absent, args.after, args.cross, args.plain_frames, args.per_run, args.grey)
+                for model, change, p in tasks]
     t0 = time.perf_counter()
     if args.jobs > 1 and len(tasks) > 1:
         import multiprocessing as mp
