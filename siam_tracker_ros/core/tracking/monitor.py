@@ -65,8 +65,8 @@ search_tiles, search_ring, search_center_badness, search_distance, distance_cost
 Colour. The model's own evidence (the bracket above) is ambiguous in clutter: a
 pedestrian passing in front of a dark car (OTB_Crossing frames 33-48) gives the
 same entropy rise and score drop as the target gone. Whether the box still holds
-the target's colours is independent evidence, cheap to compute (~0.1 ms: the box
-is resized to at most 48 px first), and it separates the two: colour_drop on
+the target's colours is independent evidence, cheap to compute (a histogram of
+the box resized to at most 48 px), and it separates the two: colour_drop on
 visible and tracked frames p95 0.17, on erased targets p1 0.23 (default model,
 lost_state.md). So on the tracking path the bracket counts map_weight =
 colour_map_weight when colour_drop <= colour_keep, rising linearly to 1 at
@@ -357,8 +357,8 @@ def normalized_entropy(confidence_map: np.ndarray) -> float:
 
 def colour_histogram(image: np.ndarray, box, inner: float = 0.8, side: int = 48) -> Optional[np.ndarray]:
     """Normalised HSV histogram (8 hue x 4 saturation x 4 value bins) of the central
-    `inner` part of `box` (resized to at most side x side px first: the cost stays
-    ~0.1 ms for any box); None when the box holds under 2 x 2 px or the image is
+    `inner` part of `box` (resized to at most side x side px first, so the cost does not
+    grow with the box); None when the box holds under 2 x 2 px or the image is
     grey (all channels equal: hue says nothing there)."""
     x, y, w, h = (float(v) for v in box)
     cx, cy, w, h = x + w / 2.0, y + h / 2.0, w * inner, h * inner
