@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .. import geometry
+from ..runtime import tune_malloc
 
 
 class TrackState(enum.IntEnum):
@@ -88,6 +89,7 @@ class Tracker(ABC):
     DEFAULTS: Dict[str, Any] = {}
 
     def __init__(self, model: torch.nn.Module, params: Dict[str, Any], device: str = "auto"):
+        tune_malloc()       # per-frame tensors stay in the process (core/runtime.py)
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.params = {**self.DEFAULTS, **params}
