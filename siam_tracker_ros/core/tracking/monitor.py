@@ -128,8 +128,9 @@ candidate, tiles, verification: 50-105 ms per LOST frame on one CPU core for the
 default model with search_tiles 8 in lost_state.md's runs, against 7-17 ms tracking); the background samples cost one crop in each of the
 first background_tiles frames. The scan crops (all but the verification) go
 through the network in one batched call (raw_track_many; results identical to one
-crop at a time, test_monitor): on the CPU that is no faster, the models run their
-small convolutions per sample, but on a GPU it turns up to 10 calls into one.
+crop at a time, test_monitor): on the CPU that pays once the allocator keeps the
+batch's tensors (core/runtime.py; multi_target.md shows the same effect for
+targets), and on a GPU it turns up to 10 calls into one.
 
 Parameters (SUPERVISOR_DEFAULTS) and where the defaults come from
 ----------------------------------------------------------------
