@@ -124,8 +124,8 @@ its candidate. Distance cost: search_distance_cost x (distance
 right after a loss a look-alike far away needs much stronger evidence than the
 target close to where it vanished; the allowance grows as the target may have
 moved. Cost while LOST: up to 3 + search_tiles crops per frame (last position,
-candidate, tiles, verification: 50-105 ms per LOST frame on one CPU core for the
-default model with search_tiles 8 in lost_state.md's runs, against 7-17 ms tracking); the background samples cost one crop in each of the
+candidate, tiles, verification: 42-56 ms per LOST frame on one CPU core for the
+default model with search_tiles 8 in lost_state.md's runs, against 7-11 ms tracking); the background samples cost one crop in each of the
 first background_tiles frames. The scan crops (all but the verification) go
 through the network in one batched call (raw_track_many; results identical to one
 crop at a time, test_monitor): on the CPU that pays once the allocator keeps the
@@ -134,7 +134,7 @@ targets), and on a GPU it turns up to 10 calls into one.
 
 Parameters (SUPERVISOR_DEFAULTS) and where the defaults come from
 ----------------------------------------------------------------
-Measured with (docs/benchmarks/lost_state.md, 2026-11-21 10:23 UTC, the stage-2
+Measured with (docs/benchmarks/lost_state.md, 2026-11-21 11:20 UTC, the stage-2
 weights/default.pt and the published NanoTrack v2 weights):
 
     python -m siam_tracker_ros.evaluation.lost_bench --models default nanotrack \
