@@ -567,16 +567,20 @@ class TrackerLogic:
         if frame is None:
             self._update_view()
             return
-        if answered:
-            results, changes = targets.track(image, ids=[i for i in targets.tracked_ids if i not in answered])
-        else:
-            results, changes = targets.track(image)
-        for text in targets.last_failures:     # those targets are orphans now (LOST), the others go on
-            self._error("tracking", text)
+        results, changes = self._track(image, ids=[i for i in targets.tracked_ids if i not in answered]
+                                       if answered else None)
         for target_id, old, new, score in changes:
             log.info(f"target {target_id}: {messages.STATE_NAMES[new]} (score {score:.2f})")
         self._update_view()
         self._publish(frame, image, results, answered, time.monotonic() - start)
+
+    def _track(self, image: np.ndarray, ids: Optional[List[int]] = None):
+        """targets.track(image, ids); each target whose step failed is reported (it is an
+        orphan now, LOST; the others go on)."""
+        results, changes = self.targets.track(image, ids=ids)
+        for text in self.targets.last_failures:
+            self._error("tracking", text)
+        return results, changes
 
     def _check_size(self, image: np.ndarray) -> None:
         size = (image.shape[1], image.shape[0])
@@ -642,9 +646,7 @@ class TrackerLogic:
         for f in later:
             img = self._frame_image(f)
             if img is not None and img.shape[:2] == init_image.shape[:2]:
-                targets.track(img, ids=[init.target_id])
-                for text in targets.last_failures:     # the target is an orphan now (LOST)
-                    self._error("tracking", text)
+                self._track(img, ids=[init.target_id])
         return init.box, False
 
     def _update_view(self) -> None:

@@ -116,8 +116,9 @@ open rings nearest first; one more ring opens every search_grow frames until the
 rings cover the image or reach the distance where the distance cost alone
 (below) would fail a candidate (reach + recover_relaxed_below /
 search_distance_cost, + 1/2 s_x): tiles beyond could not re-acquire, so the budget
-goes round the reachable rings more often (UAV123 wakeboard7, back 7 box sizes away
-after 30 frames in a 1280 x 720 frame, is re-acquired 9 frames after its return).
+goes round the reachable rings more often (UAV123 wakeboard7, back far from where it
+vanished after 30 frames in a 1280 x 720 frame, is re-acquired 9 frames after its
+return).
 The best tile (lowest badness + distance cost) is verified on a crop centred on
 its candidate. Distance cost: search_distance_cost x (distance
 / s_x - reach), reach = search_reach + search_reach_rate x frames LOST (in s_x):
@@ -234,7 +235,7 @@ import torch
 
 from .. import geometry
 from .base import Tracker, TrackResult, TrackState
-from .multi import concat_states, slice_output, supports_target_batch
+from .multi import batched_network, supports_target_batch
 
 SUPERVISOR_DEFAULTS: Dict[str, Any] = dict(
     entropy_rise_lost=0.06,
@@ -434,36 +435,22 @@ def raw_track_many(tracker: Tracker, image: np.ndarray, centers, snap: Dict[str,
     all; the crops go through the network in ONE call when the model can batch
     (core/tracking/multi.py: on the CPU per-crop results are identical to one call
     per crop; on a GPU this is where a LOST target's search gets cheap)."""
+    results = []
     if len(centers) < 2 or not supports_target_batch(tracker.model):
-        results = []
         for c in centers:
             results.append(_raw_track(tracker, image, c))
             restore(tracker, snap)
         return results
-    size = (image.shape[1], image.shape[0])
     prepared = []
-    with torch.inference_mode():
-        for c in centers:
-            tracker.center = np.asarray(c, dtype=np.float64).copy()
-            tracker.image_size = size
-            prepared.append(tracker._prepare_search(image))
-            restore(tracker, snap)
-        rows = [int(x.shape[0]) for x, _ in prepared]
-        state = concat_states([tracker.template_state] * len(prepared), rows)
-        with tracker._threads():
-            out = tracker._network(state, torch.cat([x for x, _ in prepared], 0))
-        total, start, results = sum(rows), 0, []
-        for c, (_, ctx), k in zip(centers, prepared, rows):
-            tracker.center = np.asarray(c, dtype=np.float64).copy()
-            tracker.image_size = size
-            with tracker._threads():
-                raw = tracker._decode(slice_output(out, start, start + k, total))
-            result = tracker._finish(raw, ctx)
-            result.box = geometry.clip_box(result.box, *size)
-            result.score = float(np.clip(result.score, 0.0, 1.0))
-            results.append(result)
-            restore(tracker, snap)
-            start += k
+    for c in centers:
+        tracker.center = np.asarray(c, dtype=np.float64).copy()
+        prepared.append(tracker.track_prepare(image))
+        restore(tracker, snap)
+    parts, _ = batched_network([tracker] * len(prepared), prepared)
+    for c, p, part in zip(centers, prepared, parts):
+        tracker.center = np.asarray(c, dtype=np.float64).copy()
+        results.append(tracker.track_finish(p, part))
+        restore(tracker, snap)
     return results
 
 
@@ -706,9 +693,9 @@ class TargetSupervisor:
         rise = (ent - self._ent_level) if (warm and math.isfinite(ent)) else 0.0
         drop = (self._logit_level - logit(score, p["score_cap"])) if warm else 0.0
         colour = (colour_similarity(colour_histogram(image, raw.box), self._colour_ref)
-                  if image is not None else float("nan"))
-        colour_drop = (self._colour_level - colour) if (warm and math.isfinite(colour)
-                                                        and math.isfinite(self._colour_level)) else float("nan")
+                  if image is not None and self._colour_ref is not None else float("nan"))
+        colour_drop = (self._colour_level - colour) if (warm and self._colour_n and math.isfinite(colour)
+                                                        ) else float("nan")
         # What the model says (map entropy, score drop, score floor) -- discounted when the
         # box's colours still match the target -- and, for search candidates, a colour term.
         map_terms = (rise / self.entropy_threshold() + max(0.0, drop) / p["logit_drop_lost"]
@@ -746,7 +733,7 @@ class TargetSupervisor:
         self._frames = 0
         self._ent_level = 0.0
         self._logit_level = 0.0
-        self._colour_level = float("nan")
+        self._colour_level = 0.0
         self._colour_ref = None
         self._colour_n = 0
         self._level_n = 0
@@ -818,6 +805,13 @@ class TargetSupervisor:
             self._bg_level = float(np.median(vals))
             self._gap = max(0.0, self._bg_level - self._ent_level)
 
+    def _running(self, level: float, n: int, value: float) -> float:
+        """A level after its (n+1)-th sample: plain mean over the first `warmup`
+        samples, then exponential with rate level_rate."""
+        if n < self.params["warmup"]:
+            return (level * n + value) / (n + 1)
+        return level + self.params["level_rate"] * (value - level)
+
     def _learn(self, ev: Dict[str, float]) -> None:
         """Update the running levels from a trusted frame."""
         if ev["badness"] >= self.params["trust_below"] and self._level_n >= self.params["warmup"]:
@@ -825,22 +819,12 @@ class TargetSupervisor:
         ent, lg = ev["entropy"], logit(ev["score"], self.params["score_cap"])
         if not math.isfinite(ent):
             ent = self._ent_level
-        if self._level_n < self.params["warmup"]:
-            n = self._level_n
-            self._ent_level = (self._ent_level * n + ent) / (n + 1)
-            self._logit_level = (self._logit_level * n + lg) / (n + 1)
-        else:
-            a = self.params["level_rate"]
-            self._ent_level += a * (ent - self._ent_level)
-            self._logit_level += a * (lg - self._logit_level)
+        self._ent_level = self._running(self._ent_level, self._level_n, ent)
+        self._logit_level = self._running(self._logit_level, self._level_n, lg)
         self._level_n += 1
         colour = ev.get("colour", float("nan"))
-        if math.isfinite(colour):
-            if self._colour_n < self.params["warmup"]:
-                prev = self._colour_level if self._colour_n else 0.0
-                self._colour_level = (prev * self._colour_n + colour) / (self._colour_n + 1)
-            else:
-                self._colour_level += self.params["level_rate"] * (colour - self._colour_level)
+        if math.isfinite(colour):            # grey images have no colour level
+            self._colour_level = self._running(self._colour_level, self._colour_n, colour)
             self._colour_n += 1
         if self._gap is None and len(self._bg_entropy) >= self.params["background_tiles"]:
             self._fix_gap()

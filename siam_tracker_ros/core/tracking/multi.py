@@ -158,13 +158,7 @@ def track_batch(trackers: Sequence[Tracker], image: np.ndarray,
         members = [trackers[i] for i in idx]
         if len(members) == 1 or not supports_target_batch(members[0].model):
             for i, t in zip(idx, members):
-                if errors is None:
-                    results[i] = t.track(image)
-                    continue
-                try:
-                    results[i] = t.track(image)
-                except Exception as exc:
-                    errors[i] = exc
+                results[i] = _guarded(errors, i, lambda t=t: t.track(image))
             continue
         local: Optional[Dict[int, Exception]] = None if errors is None else {}
         for i, r in zip(idx, _track_group(members, image, local)):
@@ -185,8 +179,11 @@ def _guarded(errors: Optional[Dict[int, Exception]], j: int, fn: Callable[[], An
         return None
 
 
-def _batched_network(trackers: Sequence[Tracker], prepared: Sequence[PreparedSearch], rows: Sequence[int]):
-    """ONE model call for every target -> (output, seconds)."""
+def batched_network(trackers: Sequence[Tracker], prepared: Sequence[PreparedSearch]):
+    """ONE model call for every prepared search (trackers[i]'s template state with
+    prepared[i]'s crops; one tracker may appear several times) -> (each one's rows of
+    the output, seconds of the call)."""
+    rows = [_rows(p.x) for p in prepared]
     lead = trackers[0]
     with torch.inference_mode():
         state = concat_states([t.template_state for t in trackers], rows)
@@ -199,19 +196,12 @@ def _batched_network(trackers: Sequence[Tracker], prepared: Sequence[PreparedSea
             out = lead._network(state, x)
         if cuda:
             torch.cuda.synchronize(lead.device)
-        return out, time.perf_counter() - t0
-
-
-def _own_network(tracker: Tracker, prepared: PreparedSearch):
-    """One target's network call alone (the fallback) -> (output, seconds)."""
-    cuda = tracker.device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize(tracker.device)
-    t0 = time.perf_counter()
-    out = tracker.track_network(prepared)
-    if cuda:
-        torch.cuda.synchronize(tracker.device)
-    return out, time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0
+    total, start, parts = int(sum(rows)), 0, []
+    for k in rows:
+        parts.append(slice_output(out, start, start + k, total))
+        start += k
+    return parts, elapsed
 
 
 def _track_group(trackers: Sequence[Tracker], image: np.ndarray,
@@ -226,24 +216,19 @@ def _track_group(trackers: Sequence[Tracker], image: np.ndarray,
     if not live:
         return results
     group = [trackers[j] for j in live]
-    preps = [prepared[j] for j in live]
-    rows = [_rows(p.x) for p in preps]
     outs: Dict[int, Any] = {}          # index -> (its output, its network seconds, batched seconds)
     try:
-        out, elapsed = _batched_network(group, preps, rows)
+        parts, elapsed = batched_network(group, [prepared[j] for j in live])
     except Exception:
         if errors is None:
             raise
-        for j, t, p in zip(live, group, preps):     # find the culprit: one call per target
-            own = _guarded(errors, j, lambda t=t, p=p: _own_network(t, p))
+        for j in live:                 # find the culprit: one call per target
+            own = _guarded(errors, j, lambda j=j: batched_network([trackers[j]], [prepared[j]]))
             if own is not None:
-                outs[j] = (own[0], own[1], None)
+                outs[j] = (own[0][0], own[1], None)
     else:
-        total = int(sum(rows))
-        start = 0
-        for j, k in zip(live, rows):
-            outs[j] = (slice_output(out, start, start + k, total), elapsed / len(group), elapsed)
-            start += k
+        for j, part in zip(live, parts):
+            outs[j] = (part, elapsed / len(group), elapsed)
     for j, (part, share, batched) in outs.items():
         t, p = trackers[j], prepared[j]
         r = _guarded(errors, j, lambda t=t, p=p, part=part, share=share:
@@ -390,4 +375,5 @@ class MultiTargetTracker:
         return f"MultiTargetTracker(ids={self.ids}, supervised={self.supervised})"
 
 
-__all__ = ["MultiTargetTracker", "track_batch", "concat_states", "slice_output", "supports_target_batch"]
+__all__ = ["MultiTargetTracker", "track_batch", "batched_network", "concat_states", "slice_output",
+           "supports_target_batch"]
