@@ -30,65 +30,46 @@ import torch
 from torch import nn
 
 from .attention import CrossChannelAttention, SelfSpatialAttention
-from .backbones import multi_level_backbone
 from .heads import MultiLevelAnchorFreeHead
-from .necks import AdjustAllLayer
+from .multilevel import MultiLevelSiamese
 from .registry import register_model
 
 
-class SiamCAN(nn.Module):
-    stride = 8
-    exemplar_size = 127
-    instance_size = 255
-    score_size = 25
-    output_type = "anchor_free"
+class SiamCAN(MultiLevelSiamese):
+    """The multi-level skeleton (multilevel.py) with cross-channel attention on the search
+    features (weights from the template) and self-spatial attention in the heads."""
 
     def __init__(self, used_layers: Sequence[int] = (2, 3, 4), neck_channels: int = 256,
                  eca_kernel_size: Optional[int] = None, spatial_kernel_size: int = 7,
                  share_fusion_weights: bool = True, template_crop: int = 7,
                  attention: bool = True, backbone: str = "resnet50"):
-        super().__init__()
-        used_layers = [int(i) for i in used_layers]
-        self.levels = used_layers
-        # backbone "mobilenetv3": the light configuration (backbones.py: used_layers
-        # [3, 4] -> MobileNetV3 features[6]/[8], stride 16; template_crop null).
-        self.backbone = multi_level_backbone(backbone, used_layers)
-        self.stride = self.backbone.stride
-        if self.stride != 8:       # towers (3x3, no padding) + depthwise xcorr: 16 - 8 + 1 = 9 at stride 16
-            from .nanotrack import feature_size
-            self.score_size = (feature_size(self.instance_size, self.stride)
-                               - (template_crop or feature_size(self.exemplar_size, self.stride)) + 1)
-        self.neck = AdjustAllLayer(self.backbone.out_channels, neck_channels,
-                                   center_crop=template_crop, levels=used_layers)
-        chans = self.neck.out_channels
+        super().__init__(used_layers, neck_channels, template_crop, backbone)
+        chans = self.level_channels
         # attention=False: both attentions off (the plain SiamBAN-style model, for ablations).
         self.use_attention = bool(attention)
         if self.use_attention:
             self.cross_attention = nn.ModuleDict({
-                f"level{level}": CrossChannelAttention(c, eca_kernel_size) for level, c in zip(used_layers, chans)})
+                f"level{level}": CrossChannelAttention(c, eca_kernel_size) for level, c in zip(self.levels, chans)})
         self.head = MultiLevelAnchorFreeHead(
-            chans, levels=used_layers, cls_out_channels=2, share_weights=share_fusion_weights,
+            chans, levels=self.levels, cls_out_channels=2, share_weights=share_fusion_weights,
             attention_factory=(lambda: SelfSpatialAttention(spatial_kernel_size)) if self.use_attention else None)
 
     def _eca(self, level: int) -> CrossChannelAttention:
         return self.cross_attention[f"level{level}"]
 
     def template(self, z: torch.Tensor) -> Dict[str, Any]:
-        zs = self.neck(self.backbone(z), crop=True)
+        zs = self.features(z, template=True)
         if not self.use_attention:
             return {"kernels": self.head.kernels(zs)}
         return {"kernels": self.head.kernels(zs),
                 "channel_weights": [self._eca(level).weights(f) for level, f in zip(self.levels, zs)]}
 
     def track(self, state: Dict[str, Any], x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        xs = self.neck(self.backbone(x), crop=False)
+        xs = self.features(x, template=False)
         if self.use_attention:
             xs = [CrossChannelAttention.apply(f, v) for f, v in zip(xs, state["channel_weights"])]
         cls, loc = self.head(state["kernels"], xs)
         return {"cls": cls, "loc": loc}
-
-    def forward(self, z: torch.Tensor, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        return self.track(self.template(z), x)
 
 
 @register_model("siamcan")
