@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from siam_tracker_ros.core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from siam_tracker_ros.core.models.registry import build_model, build_tracker, load_model_config
+from siam_tracker_ros.core.models.registry import build_model, load_model_config
+from siam_tracker_ros.core.tracking.loading import build_tracker
 
 
 def test_checkpoint_round_trip_rebuilds_tracker(tmp_path):

@@ -30,6 +30,7 @@ from siam_tracker_ros.core.engines import (canonical_engine, export, is_engine, 
 from siam_tracker_ros.core.engines.onnx_engine import OnnxRuntimeEngine, resolve_providers  # noqa: E402
 from siam_tracker_ros.core.engines.torch_engine import TorchEngine  # noqa: E402
 from siam_tracker_ros.core.models import registry  # noqa: E402
+from siam_tracker_ros.core.tracking import loading  # noqa: E402
 
 LIGHT = ("siamfc", "rasnet", "nanotrack")
 RESNET = ("ta_asiam", "siamcan", "siamaf_msa")
@@ -149,8 +150,8 @@ def test_tracker_runs_alike_on_both_engines(exports, crossing, name):
     n = FRAMES.get(name, 2)
     rec_torch = _Recorder(model)
     rec_ort = _Recorder(OnnxRuntimeEngine(directory, device="cpu", threads=1))
-    t_torch = registry.build_tracker_from_config(config, model=rec_torch, device="cpu")
-    t_ort = registry.build_tracker_from_config(config, model=rec_ort, device="cpu")
+    t_torch = loading.build_tracker_from_config(config, model=rec_torch, device="cpu")
+    t_ort = loading.build_tracker_from_config(config, model=rec_ort, device="cpu")
     t_torch.init(frames[0], box)
     t_ort.init(frames[0], box)
     for i, image in enumerate(frames[1:n + 1]):
@@ -272,10 +273,10 @@ def test_registry_engine_keyword_and_wrap_engine(exports, crossing):
     config, model, directory, _ = exports.get("siamfc")
     with pytest.raises(ValueError, match="unknown option"):
         wrap_engine(model, config, "torch", providers=["cpu"])
-    tracker = registry.build_tracker("siamfc", device="cpu", engine="onnxruntime",
+    tracker = loading.build_tracker("siamfc", device="cpu", engine="onnxruntime",
                                      engine_options={"onnx_dir": directory, "threads": 1})
     assert isinstance(tracker.model, OnnxRuntimeEngine) and tracker.device.type == "cpu"
-    torch_tracker = registry.build_tracker("siamfc", device="cpu", engine="torch",
+    torch_tracker = loading.build_tracker("siamfc", device="cpu", engine="torch",
                                            engine_options={"threads": 1})
     assert isinstance(torch_tracker.model, TorchEngine)
     # An engine passed as the model is used as is (one engine shared by trackers).
@@ -283,7 +284,7 @@ def test_registry_engine_keyword_and_wrap_engine(exports, crossing):
     assert wrap_engine(engine, config, "torch") is engine
     tracker.init(frames[0], box)
     assert tracker.track(frames[1]).box.shape == (4,)
-    plain = registry.build_tracker("siamfc", device="cpu")
+    plain = loading.build_tracker("siamfc", device="cpu")
     assert isinstance(plain.model, torch.nn.Module)       # engine=None: unchanged
 
 

@@ -32,7 +32,7 @@ PLAIN_FRAMES = 80
 
 @pytest.fixture(scope="module")
 def measured(sequences_dir):
-    from siam_tracker_ros.core.models.registry import build_tracker
+    from siam_tracker_ros.core.tracking.loading import build_tracker
     torch.set_num_threads(1)
     seqs, skipped = lb.build_sequences(str(sequences_dir), None, ["absent", "distractor", "plain"], LEAD,
                                        list(ABSENT), AFTER, CROSS, PLAIN_FRAMES)

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from siam_tracker_ros.core.tracking.base import Tracker, TrackResult, TrackState
-from siam_tracker_ros.core.tracking.monitor import (SUPERVISOR_DEFAULTS, TargetSupervisor, box_change,
-                                                    normalized_entropy, peak_to_sidelobe, restore,
-                                                    ring_tiles, rings_to_cover, snapshot, validate_params)
+from siam_tracker_ros.core.tracking.evidence import box_change, normalized_entropy, peak_to_sidelobe
+from siam_tracker_ros.core.tracking.monitor import TargetSupervisor
+from siam_tracker_ros.core.tracking.params import SUPERVISOR_DEFAULTS
+from siam_tracker_ros.core.tracking.params import validate_supervisor_params as validate_params
+from siam_tracker_ros.core.tracking.search import ring_tiles, rings_to_cover
 
 S = 16          # score map size of the scripted tracker
 
@@ -90,8 +92,8 @@ class ScriptedTracker(Tracker):
 
     def __init__(self, world: World, seed: int = 0):
         super().__init__(torch.nn.Identity(), {}, device="cpu")
-        # Only _track is scripted: the supervisor's search must take one crop at a
-        # time (monitor.raw_track_many's per-crop path), not batch the crops.
+        # Only _track is scripted: the supervisor's probes must take one crop at a
+        # time (Tracker.probe's per-crop path), not batch the crops.
         self.model.supports_target_batch = False
         self.world = world
         self.rng = np.random.default_rng(seed)
@@ -185,7 +187,7 @@ def test_persistent_moderate_evidence_adds_up():
     """CUSUM: frames each below 'bad' but above persist_drift make the target LOST."""
     sup, trk, world = start(lost_frames=3, very_bad=1000.0, persist_drift=0.5, persist_lost=1.5)
     run(sup, 10)
-    ent_level = sup._ent_level
+    ent_level = sup.levels.ent_level
 
     def moderate(image):
         # entropy 0.8 of the way to 'bad' (badness ~ 0.8 < 1): not a bad frame alone
@@ -293,19 +295,19 @@ def test_search_does_not_change_the_tracker_until_reacquired():
     world.pos = None
     run(sup, 4)
     assert sup.searching
-    before = snapshot(trk)
+    before = trk.save_state()
     sup.step(IMAGE)
-    after = snapshot(trk)
+    after = trk.save_state()
     for k in ("center", "size"):
         assert np.allclose(before[k], after[k])
 
 
-def test_snapshot_restore_roundtrip():
+def test_save_load_state_roundtrip():
     sup, trk, world = start()
-    snap = snapshot(trk)
+    snap = trk.save_state()
     trk.center = trk.center + 50
     trk.size = trk.size * 2
-    restore(trk, snap)
+    trk.load_state(snap)
     assert np.allclose(trk.center, snap["center"]) and np.allclose(trk.size, snap["size"])
     trk.center += 1.0                       # in place: the snapshot must not change
     assert not np.allclose(trk.center, snap["center"])
@@ -385,26 +387,22 @@ def test_motion_prior_coasts_on_bad_frames_and_moves_the_search():
 @pytest.mark.parametrize("name", ["default", "siamfc", "ta_asiam_light"])
 def test_search_crops_in_one_network_call_equal_one_crop_at_a_time(name):
     """A LOST target's search crops go through the network in one call
-    (raw_track_many); each result must be the one crop-at-a-time run gives, for the
+    (Tracker.probe); each result must be the one crop-at-a-time probe gives, for the
     three tracker families (anchor-free, SiamFC's 3-scale pyramid, anchor-based RPN),
-    and the tracker must be left in the given state."""
+    and the tracker must be left in its state."""
     import cv2
-    from siam_tracker_ros.core.models.registry import build_tracker
-    from siam_tracker_ros.core.tracking.monitor import _raw_track, raw_track_many
-    from siam_tracker_ros.core.tracking.multi import supports_target_batch
+    from siam_tracker_ros.core.tracking.batching import supports_target_batch
+    from siam_tracker_ros.core.tracking.loading import build_tracker
     torch.manual_seed(0)
     trk = build_tracker(name, device="cpu")
     assert supports_target_batch(trk.model)          # else the batched path is not under test
     rng = np.random.default_rng(0)
     image = cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (0, 0), 3)
     trk.init(image, [140, 100, 40, 30])
-    snap = snapshot(trk)
+    snap = trk.save_state()
     centers = [np.array([160.0, 115.0]), np.array([60.0, 50.0]), np.array([300.0, 230.0])]
-    batched = raw_track_many(trk, image, centers, snap)
-    alone = []
-    for c in centers:
-        alone.append(_raw_track(trk, image, c))
-        restore(trk, snap)
+    batched = trk.probe(image, centers)
+    alone = [trk.probe(image, [c])[0] for c in centers]
     assert len(batched) == len(centers)
     for b, a in zip(batched, alone):
         np.testing.assert_allclose(b.box, a.box, atol=1e-4)
@@ -417,7 +415,7 @@ def test_search_crops_in_one_network_call_equal_one_crop_at_a_time(name):
 
 # --------------------------------------------------------------------------- colour evidence
 def test_colour_histogram_and_similarity():
-    from siam_tracker_ros.core.tracking.monitor import colour_histogram, colour_similarity
+    from siam_tracker_ros.core.tracking.evidence import colour_histogram, colour_similarity
     image = np.zeros((120, 160, 3), np.uint8)
     image[:, :80] = (0, 0, 220)          # red left half (BGR)
     image[:, 80:] = (220, 60, 0)         # blue right half

@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from siam_tracker_ros.core.models import registry
+
+from siam_tracker_ros.core.tracking import loading
 from siam_tracker_ros.core.tracking import TrackState
 from siam_tracker_ros.core.tracking.base import PreparedSearch
-from siam_tracker_ros.core.tracking.multi import (MultiTargetTracker, concat_states, slice_output,
-                                                  track_batch)
+from siam_tracker_ros.core.tracking.batching import concat_states, slice_output, track_batch
+from siam_tracker_ros.core.tracking.multi import MultiTargetTracker
 
 BOX_TOL = 1e-4      # px
 SCORE_TOL = 1e-5
@@ -70,7 +72,7 @@ def _builder(name, supports_target_batch=True):
     torch.manual_seed(0)
     config, model, _ = registry.load_model(name)
     shared = CountingModel(model, supports_target_batch)
-    return shared, (lambda: registry.build_tracker_from_config(config, model=shared, device="cpu"))
+    return shared, (lambda: loading.build_tracker_from_config(config, model=shared, device="cpu"))
 
 
 def _single_runs(build, frames, boxes):
@@ -252,8 +254,7 @@ def test_searching_targets_go_to_search_others_batched(crossing):
 def test_supervised_targets_equal_per_target_supervisor_runs(crossing):
     """With the real TargetSupervisor: mt.track == sup.step per target, on the
     TRACKING path and, once a target is LOST, on the search path."""
-    monitor = pytest.importorskip("siam_tracker_ros.core.tracking.monitor",
-                                  reason="core/tracking/monitor.py (TargetSupervisor) not present")
+    from siam_tracker_ros.core.tracking import monitor
     frames, boxes = crossing
     frames = frames[:6]
     shared, build = _builder("default")
@@ -389,7 +390,7 @@ def test_a_failing_batched_network_call_is_retried_per_target(crossing, poison):
     shared = PoisonModel(model)
 
     def build():
-        return registry.build_tracker_from_config(config, model=shared, device="cpu")
+        return loading.build_tracker_from_config(config, model=shared, device="cpu")
     ref = MultiTargetTracker(build)
     for i in (0, 2):
         ref.add(i, frames[0], boxes[i])

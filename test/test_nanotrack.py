@@ -17,6 +17,7 @@ import torch
 
 from siam_tracker_ros.core.models import loaders_nanotrack as loaders
 from siam_tracker_ros.core.models import registry
+from siam_tracker_ros.core.tracking import loading
 from siam_tracker_ros.core.models.nanotrack import NanoTrack
 from siam_tracker_ros.core.tracking.anchor_free import AnchorFreeTracker, score_points
 
@@ -151,7 +152,7 @@ def test_missing_weights_file_says_where_it_looked_and_how_to_pass(tmp_path):
     message = str(err.value)
     assert missing in message and "weights=PATH" in message
     with pytest.raises(loaders.NanoTrackWeightsError, match="weights=PATH"):
-        registry.build_tracker("nanotrack", device="cpu", weights=str(tmp_path / "absent.pth"))
+        loading.build_tracker("nanotrack", device="cpu", weights=str(tmp_path / "absent.pth"))
 
 
 def test_native_checkpoint_passes_through(tmp_path):
@@ -258,7 +259,7 @@ def test_matches_the_onnx_export(weights_dir):
 
 
 def test_build_tracker_runs_on_real_frames(weights_dir, sequences_dir):
-    tracker = registry.build_tracker("nanotrack", device="cpu",
+    tracker = loading.build_tracker("nanotrack", device="cpu",
                                      weights=str(weights_dir / "nanotrackv2.pth"))
     assert isinstance(tracker, AnchorFreeTracker)
     for name in ("OTB_Crossing", "VOT2015_ball1"):
@@ -306,7 +307,7 @@ def test_auc_within_0_02_of_cv2_tracker_nano(weights_dir, sequences_dir):
     names = sorted(p.name for p in sequences_dir.iterdir() if (p / "groundtruth.txt").is_file())
     if not names:
         pytest.skip(f"no sequences in {sequences_dir}")
-    tracker = registry.build_tracker("nanotrack", device="cpu",
+    tracker = loading.build_tracker("nanotrack", device="cpu",
                                      weights=str(weights_dir / "nanotrackv2.pth"))
     rows, ours_time, ours_frames = [], 0.0, 0
     for name in names:

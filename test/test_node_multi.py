@@ -26,6 +26,7 @@ def core_runs(clip, boxes, n):
 
     from siam_tracker_ros.core.engines import wrap_engine
     from siam_tracker_ros.core.models import registry
+    from siam_tracker_ros.core.tracking import loading
     from siam_tracker_ros.core.tracking.monitor import TargetSupervisor
     from siam_tracker_ros.ros import params, targets
     torch.set_num_threads(1)
@@ -34,7 +35,7 @@ def core_runs(clip, boxes, n):
     sup_params = targets.supervisor_params_from(params.defaults())
     out = {}
     for target_id, box in boxes.items():
-        sup = TargetSupervisor(registry.build_tracker_from_config(config, model=engine, device="cpu"),
+        sup = TargetSupervisor(loading.build_tracker_from_config(config, model=engine, device="cpu"),
                                **sup_params)
         sup.init(clip.frames[0], box)
         out[target_id] = [sup.step(clip.frames[i]) for i in range(1, n)]

@@ -36,7 +36,7 @@ def test_tune_malloc_can_be_switched_off():
 def test_every_tracker_applies_it():
     out = subprocess.run([sys.executable, "-c",
                           "import torch; from siam_tracker_ros.core import runtime; "
-                          "from siam_tracker_ros.core.models.registry import build_tracker; "
+                          "from siam_tracker_ros.core.tracking.loading import build_tracker; "
                           "build_tracker('siamfc', device='cpu'); print(runtime._result is not None)"],
                          capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "True"

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from siam_tracker_ros.core.models.registry import build_model, build_tracker, load_model_config
+from siam_tracker_ros.core.models.registry import build_model, load_model_config
+from siam_tracker_ros.core.tracking.loading import build_tracker
 from siam_tracker_ros.core.models.siamfc import cross_correlation
 
 
@@ -46,7 +47,7 @@ def test_tracker_rejects_bad_input():
 def test_trackers_share_one_model_but_not_state():
     config = load_model_config("siamfc")
     model = build_model(config["model"])
-    from siam_tracker_ros.core.models.registry import build_tracker_from_config
+    from siam_tracker_ros.core.tracking.loading import build_tracker_from_config
     a = build_tracker_from_config(config, model=model, device="cpu")
     b = build_tracker_from_config(config, model=model, device="cpu")
     image = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)

@@ -12,7 +12,7 @@ import yaml
 
 from siam_tracker_ros.core.models.loaders_pysot import (
     PysotMappingError, map_pysot_siamrpn_r50, unwrap_pysot_checkpoint)
-from siam_tracker_ros.core.models.registry import build_tracker, build_tracker_from_config
+from siam_tracker_ros.core.tracking.loading import build_tracker, build_tracker_from_config
 from siam_tracker_ros.core.models.ta_asiam import TaASiam, xcorr_depthwise
 from siam_tracker_ros.core.tracking.anchor_based import (
     AnchorBasedTracker, generate_anchor_shapes, generate_anchors)

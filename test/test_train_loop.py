@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from siam_tracker_ros.core.checkpoints import load_checkpoint
-from siam_tracker_ros.core.models.registry import build_tracker
+from siam_tracker_ros.core.tracking.loading import build_tracker
 from siam_tracker_ros.train import schedule as S
 from siam_tracker_ros.train.loop import Trainer, train
 

@@ -7,7 +7,7 @@ Export (docs/DEPLOYMENT.md):
 
 The export is checked against PyTorch with onnxruntime on random crops (max
 absolute / relative difference per output), unless --no-verify. A tracker then
-runs it with `build_tracker(NAME, engine="onnxruntime",
+runs it with `loading.build_tracker(NAME, engine="onnxruntime",
 engine_options={"onnx_dir": DIR})`.
 
 Benchmark (tracker-only speed, one process, configurations interleaved):
@@ -167,6 +167,7 @@ def build_configurations(models: Sequence[str], engines: Sequence[str], threads:
 
     from ..core.engines import canonical_engine, export, wrap_engine
     from ..core.models import registry
+    from ..core.tracking.loading import build_tracker_from_config
 
     configs: List[_Config] = []
     for name in models:
@@ -197,14 +198,12 @@ def build_configurations(models: Sequence[str], engines: Sequence[str], threads:
                 if kind == "torch":
                     def factory(config=config, model=model, n=n):
                         eng = wrap_engine(model, config, "torch", device="cpu", threads=n)
-                        return registry.build_tracker_from_config(config, model=eng, device="cpu",
-                                                                  cpu_threads=n)
+                        return build_tracker_from_config(config, model=eng, device="cpu", cpu_threads=n)
                 else:
                     def factory(config=config, directory=directory, n=n, spin=spin):
                         eng = wrap_engine(None, config, "onnxruntime", device="cpu", threads=n,
                                           onnx_dir=directory, allow_spinning=spin)
-                        return registry.build_tracker_from_config(config, model=eng, device="cpu",
-                                                                  cpu_threads=n)
+                        return build_tracker_from_config(config, model=eng, device="cpu", cpu_threads=n)
                 configs.append(_Config(label, kind if spin is None else f"{kind}-nospin", n, factory))
     if opencv_nano:
         from ..evaluation.peers import OpenCVTracker, available_peers

@@ -52,16 +52,17 @@ def build_parser():
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from ..core.models.registry import load_model, build_tracker_from_config
+    from ..core.tracking import loading
 
     source = FrameSource(args.source)
     box = args.box or read_first_groundtruth(args.source)
     try:
-        config, model, weights = load_model(args.model, weights=args.weights)
+        loaded = loading.load(args.model, weights=args.weights, device=args.device)
     except (ValueError, FileNotFoundError) as exc:
         print(f"siam-track: {exc}", file=sys.stderr)
         return 2
-    tracker = build_tracker_from_config(config, model=model, device=args.device)
+    config, weights = loaded.config, loaded.weights
+    tracker = loaded.new_tracker()
     print(f"model {config.get('name')} on {tracker.device}; weights: "
           f"{weights or 'none (random initialisation: the model is untrained)'}", file=sys.stderr)
 

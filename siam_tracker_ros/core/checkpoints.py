@@ -4,7 +4,7 @@ Format: a plain dict saved with torch.save and read with
 torch.load(weights_only=True), so loading never executes pickled code:
     {"format": FORMAT, "config": {...model YAML as a dict...},
      "state_dict": {name: tensor}, "meta": {...free-form, JSON-like...}}
-A path alone therefore rebuilds the tracker (see registry.build_tracker).
+A path alone therefore rebuilds the tracker (core/tracking/loading.py).
 """
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ def run_multi_job(job: MultiJob) -> MultiResult:
     import cv2
     import torch
 
-    from ..core.models import registry
+    from ..core.tracking import loading
     from ..core.tracking.multi import MultiTargetTracker
 
     res = MultiResult(job.model, job.targets, job.device, job.threads, ok=False)
@@ -113,10 +113,7 @@ def run_multi_job(job: MultiJob) -> MultiResult:
             raise RuntimeError("CUDA is not available")
         sync = torch.cuda.synchronize if cuda else (lambda: None)
         torch.manual_seed(0)
-        config, model, _ = registry.load_model(job.model)
-
-        def build():
-            return registry.build_tracker_from_config(config, model=model, device=job.device)
+        build = loading.load(job.model, device=job.device).new_tracker
 
         h, w = frames[0].shape[:2]
         boxes = target_boxes(box, (w, h), job.targets)

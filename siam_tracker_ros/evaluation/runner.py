@@ -83,7 +83,7 @@ class TrackerSpec:
         if self.peer:
             return OpenCVTracker(self.peer, onnx=self.onnx)
         import torch
-        from ..core.models.registry import build_tracker
+        from ..core.tracking.loading import build_tracker
         # Models without weights are randomly initialised: seed so that a rerun
         # (and the cache) sees the same network.
         torch.manual_seed(self.seed)
@@ -112,9 +112,11 @@ class TrackerSpec:
         return tracker.identity()
 
     def _model_identity(self) -> Dict[str, Any]:
-        from ..core.models import registry
         from ..core import checkpoints
+        from ..core.models import registry
+        from ..core.tracking.registry import TRACKER_CLASSES, import_all
         registry._import_all()
+        import_all()
         ident: Dict[str, Any] = {"kind": "model", "device": self.device,
                                  "overrides": self.overrides, "seed": self.seed}
         if self.engine:
@@ -137,8 +139,8 @@ class TrackerSpec:
         if model_type in registry.MODEL_BUILDERS:
             sources.append(inspect.getsourcefile(registry.MODEL_BUILDERS[model_type]))
         tracker_type = config["tracker"].get("type")
-        if tracker_type in registry.TRACKER_CLASSES:
-            for cls in inspect.getmro(registry.TRACKER_CLASSES[tracker_type]):
+        if tracker_type in TRACKER_CLASSES:
+            for cls in inspect.getmro(TRACKER_CLASSES[tracker_type]):
                 if cls.__module__.startswith("siam_tracker_ros"):
                     sources.append(inspect.getsourcefile(cls))
         from ..core import geometry

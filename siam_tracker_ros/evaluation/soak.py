@@ -334,7 +334,8 @@ def search_cost(sequence: str = "VOT_bag", size=(640, 480), frames_each: int = 4
     frames, box, source = load_frames(sequence, size)
     config, model, _ = registry.load_model("default")
     engine = wrap_engine(model, config, "torch", device="cpu")
-    sup = TargetSupervisor(registry.build_tracker_from_config(config, model=engine, device="cpu"),
+    from ..core.tracking.loading import build_tracker_from_config
+    sup = TargetSupervisor(build_tracker_from_config(config, model=engine, device="cpu"),
                            **targets.supervisor_params_from(params.defaults()))
     sup.init(frames[0], box)
     tracking, lost, states = [], [], []

@@ -171,10 +171,10 @@ def run_job(job: BenchJob) -> BenchResult:
             res.weights = " + ".join(os.path.basename(p) for p in tracker.onnx) if tracker.onnx else "n/a"
         else:
             from ..core.engines import split_engine_spec
-            from ..core.models import registry
+            from ..core.tracking import loading
             torch.manual_seed(0)
             name, engine = split_engine_spec(job.tracker)     # NAME@onnxruntime
-            tracker = registry.build_tracker(
+            tracker = loading.build_tracker(
                 name, device=job.device, engine=engine,
                 engine_options={"threads": job.threads} if engine == "onnxruntime" else None)
             weights = (getattr(tracker, "config", {}) or {}).get("_weights")

@@ -200,7 +200,7 @@ def evaluate(bag: str, model: str = "default", device: str = "cpu", weights: Opt
              storage: str = "sqlite3", overwrite: bool = False, log=print) -> Dict[str, Any]:
     """Track a bag offline; write the results bag; score it when the bag has ground truth."""
     import torch
-    from ..core.models.registry import build_tracker
+    from ..core.tracking.loading import build_tracker
     if threads and threads > 0:
         torch.set_num_threads(int(threads))
         import cv2

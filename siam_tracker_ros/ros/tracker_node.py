@@ -213,9 +213,8 @@ class TrackerLogic:
         self._tracker_params = None
 
         def build():
-            from ..core.models import registry
-            t = registry.build_tracker_from_config(loaded.config, model=loaded.model,
-                                                   device=loaded.device)
+            from ..core.tracking.loading import build_tracker_from_config
+            t = build_tracker_from_config(loaded.config, model=loaded.model, device=loaded.device)
             # One params dict for every target's tracker: a runtime change of a tracking
             # hyper-parameter (tracker.*) reaches all of them at the next frame.
             if self._tracker_params is None:

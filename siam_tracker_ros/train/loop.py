@@ -314,7 +314,8 @@ def validate(model: nn.Module, model_cfg: Dict[str, Any], root: str, device: tor
     if names:
         seqs = [s for s in seqs if s[0] in set(names)]
     import cv2
-    tracker = registry.build_tracker_from_config(model_cfg, model=model, device=str(device))
+    from ..core.tracking.loading import build_tracker_from_config
+    tracker = build_tracker_from_config(model_cfg, model=model, device=str(device))
     per = {}
     for name, frames, gt in seqs:
         n = len(frames) if not max_frames else min(len(frames), int(max_frames))

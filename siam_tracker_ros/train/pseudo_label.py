@@ -72,7 +72,7 @@ def make_peer(peer_dir: Optional[str] = None) -> Tuple[Callable[[], object], str
     pth = os.path.join(peer_dir, "nanotrackv2.pth") if peer_dir else None
     if pth and os.path.isfile(pth):
         import torch
-        from ..core.models.registry import build_tracker
+        from ..core.tracking.loading import build_tracker
         torch.set_num_threads(1)
         shared = build_tracker("nanotrack", device="cpu", weights=pth)
         model, params = shared.model, shared.params

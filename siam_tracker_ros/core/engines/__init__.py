@@ -12,9 +12,9 @@ Engines:
                    CPU / CUDA / TensorRT execution providers; see onnx_engine.py.
 
     engine = wrap_engine(model, config, "onnxruntime", device="cpu", threads=1)
-    tracker = registry.build_tracker_from_config(config, model=engine, device="cpu")
+    tracker = loading.build_tracker_from_config(config, model=engine, device="cpu")
 
-or in one step `registry.build_tracker(name, engine="onnxruntime",
+or in one step `loading.build_tracker(name, engine="onnxruntime",
 engine_options={"threads": 1})`. Engines carry `engine_kind`; wrap_engine
 returns an object that already is an engine unchanged.
 """

@@ -29,7 +29,7 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from ..tracking.base import resolve_device
+from ..devices import resolve_device
 
 
 class TorchEngine:

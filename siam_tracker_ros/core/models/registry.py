@@ -1,9 +1,10 @@
-"""Model and tracker registries; `build_tracker(path_or_name)`.
+"""The model registry: model builders, weight loaders and model configs.
 
-Model modules register a builder with @register_model("type"); tracker classes
-(post-processing per head family) with @register_tracker("type"). Every module
-in core/models and core/tracking is imported on first use, so adding a model
-is adding a file.
+Model modules register a builder with @register_model("type") and foreign weight
+formats with WEIGHT_LOADERS; every module in core/models is imported on first
+use, so adding a model is adding a file. Trackers have their own registry one
+package up (core/tracking/registry.py); a tracker is built from a model by
+core/tracking/loading.py, the one loading path (model, weights, engine, device).
 
 A model config (config/models/NAME.yaml, or the "config" inside a checkpoint):
     name: siamfc
@@ -24,7 +25,6 @@ import torch
 import yaml
 
 MODEL_BUILDERS: Dict[str, Callable[..., torch.nn.Module]] = {}
-TRACKER_CLASSES: Dict[str, type] = {}
 _imported = False
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -38,21 +38,13 @@ def register_model(name: str):
     return deco
 
 
-def register_tracker(name: str):
-    def deco(cls):
-        TRACKER_CLASSES[name] = cls
-        return cls
-    return deco
-
-
 def _import_all() -> None:
     global _imported
     if _imported:
         return
-    for pkg_name in ("siam_tracker_ros.core.models", "siam_tracker_ros.core.tracking"):
-        pkg = importlib.import_module(pkg_name)
-        for info in pkgutil.iter_modules(pkg.__path__):
-            importlib.import_module(f"{pkg_name}.{info.name}")
+    pkg = importlib.import_module(__name__.rpartition(".")[0])
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{info.name}")
     _imported = True
 
 
@@ -116,33 +108,6 @@ def build_model(model_config: Dict[str, Any]) -> torch.nn.Module:
     return MODEL_BUILDERS[kind](**cfg)
 
 
-def build_tracker_from_config(config: Dict[str, Any], model: Optional[torch.nn.Module] = None,
-                              device: str = "auto", engine: Optional[str] = None,
-                              engine_options: Optional[Dict[str, Any]] = None, **overrides):
-    """Tracker for `config`; pass `model` to share one model between trackers.
-
-    engine: None (the model as is), "torch" or "onnxruntime" (core/engines:
-    the model behind that engine, `engine_options` its options). `model` may
-    already be an engine (from engines.wrap_engine, shared between trackers).
-    """
-    _import_all()
-    params = dict(config["tracker"])
-    params.update(overrides)
-    kind = params.pop("type")
-    if kind not in TRACKER_CLASSES:
-        raise ValueError(f"unknown tracker type '{kind}'; registered: {sorted(TRACKER_CLASSES)}")
-    if model is None:
-        model = build_model(config["model"])
-    from ..engines import is_engine, tracker_device, wrap_engine
-    if engine is not None or engine_options:
-        model = wrap_engine(model, config, engine or "torch", device=device, **(engine_options or {}))
-    if is_engine(model):
-        device = tracker_device(model.engine_kind, device)
-    tracker = TRACKER_CLASSES[kind](model, params, device=device)
-    tracker.config = config
-    return tracker
-
-
 def load_model(path_or_name: str, weights: Optional[str] = None, strict: bool = True):
     """(config, model with weights loaded, weights path or None)."""
     from ..checkpoints import load_checkpoint
@@ -177,16 +142,3 @@ def load_weights_file(path: str, config: Dict[str, Any]) -> Dict[str, torch.Tens
     if fmt not in WEIGHT_LOADERS:
         raise ValueError(f"unknown weights_format '{fmt}'; known: native, {sorted(WEIGHT_LOADERS)}")
     return WEIGHT_LOADERS[fmt](path, config)
-
-
-def build_tracker(path_or_name: str = "default", device: str = "auto",
-                  weights: Optional[str] = None, engine: Optional[str] = None,
-                  engine_options: Optional[Dict[str, Any]] = None, **overrides):
-    """Tracker from a model name (config/models/NAME.yaml), a YAML path or a checkpoint.
-
-    engine / engine_options: see build_tracker_from_config (e.g. engine="onnxruntime",
-    engine_options={"threads": 1}).
-    """
-    config, model, _ = load_model(path_or_name, weights=weights)
-    return build_tracker_from_config(config, model=model, device=device, engine=engine,
-                                     engine_options=engine_options, **overrides)

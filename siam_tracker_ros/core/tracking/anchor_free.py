@@ -19,21 +19,13 @@ and crop px become image px by dividing by scale = E / s_z, where
 s_z = sqrt((w + c(w+h)) (h + c(w+h))) is the exemplar context region
 (c = context_amount) and the search crop covers s_x = s_z * I / E image px.
 
-Selection (SiamRPN++/SiamBAN): penalty = exp(-(r_c * s_c - 1) * penalty_k) with
-s_c = max(q, 1/q) of the context-size ratio of the predicted box to the current
-size (in crop px) and r_c = max(q, 1/q) of their aspect-ratio ratio;
-pscore = (1 - window_influence) * penalty * score + window_influence * hanning;
-the best point moves the centre, the size follows with
-lr' = penalty * score * lr. The centre is clipped into the image, the size to
-[min_size, image size]; Tracker.track clips the reported box to the image.
+Selection (SiamRPN++/SiamBAN): the shared Siamese penalty, cosine window and
+size update (core/tracking/siamese.py) over the points' boxes; Tracker.track
+clips the reported box to the image.
 
-Parameters (tracker section of the model YAML; None / absent = from the model):
-    exemplar_size, instance_size, stride (model attributes `exemplar_size`,
-    `instance_size`, `stride`), context_amount 0.5, penalty_k, window_influence,
-    lr, lost_threshold, cpu_threads (None: torch's setting; N: torch threads
-    while this tracker's network runs on the CPU, restored afterwards -- small
-    models such as NanoTrack run fastest on 1 thread, see config/models/nanotrack.yaml).
-    The score size S comes from the head output.
+Parameters: core/tracking/params.py (tracker section of the model YAML;
+exemplar_size, instance_size and stride None / absent = the model's attributes
+of those names). The score size S comes from the head output.
 
 TrackResult.confidence_map is the raw score map (S x S, in [0, 1], before
 penalty and window); cell (i, j) covers the image square of side
@@ -43,15 +35,13 @@ even S).
 """
 from __future__ import annotations
 
-from typing import Any, Dict
-
-import cv2
 import numpy as np
 import torch
 
-from .. import geometry
-from ..models.registry import register_tracker
-from .base import Tracker, TrackResult, TrackState, image_to_tensor
+from .base import TrackResult, TrackState
+from .params import ANCHOR_FREE, tracker_defaults
+from .registry import register_tracker
+from .siamese import SiameseTracker, hanning_window
 
 
 def score_points(size: int, stride: float) -> np.ndarray:
@@ -61,52 +51,30 @@ def score_points(size: int, stride: float) -> np.ndarray:
     return np.stack([xs, ys])
 
 
-def _change(r: np.ndarray) -> np.ndarray:
-    return np.maximum(r, 1.0 / r)
-
-
-def _context_size(w, h, amount: float = 0.5):
-    pad = (w + h) * amount
-    return np.sqrt((w + pad) * (h + pad))
-
-
-@register_tracker("anchor_free")
-class AnchorFreeTracker(Tracker):
-    DEFAULTS: Dict[str, Any] = dict(exemplar_size=None, instance_size=None, stride=None,
-                                    context_amount=0.5, penalty_k=0.15, window_influence=0.49,
-                                    lr=0.385, min_size=10.0, cpu_threads=None)
+@register_tracker(ANCHOR_FREE)
+class AnchorFreeTracker(SiameseTracker):
+    KIND = ANCHOR_FREE
+    DEFAULTS = tracker_defaults(ANCHOR_FREE)
 
     def __init__(self, model, params, device="auto"):
         merged = dict(self.DEFAULTS)
         merged.update({k: v for k, v in params.items() if v is not None})
-        for key, attr in (("exemplar_size", "exemplar_size"), ("instance_size", "instance_size"),
-                          ("stride", "stride")):
+        for key in ("exemplar_size", "instance_size", "stride"):
             if merged.get(key) is None:
-                if not hasattr(model, attr):
+                if not hasattr(model, key):
                     raise ValueError(f"anchor_free tracker: set '{key}' in the tracker config "
-                                     f"(the model has no '{attr}' attribute)")
-                merged[key] = getattr(model, attr)
+                                     f"(the model has no '{key}' attribute)")
+                merged[key] = getattr(model, key)
         super().__init__(model, merged, device)
-        self.template_state = None
         self._cache_size = None
         self._window = None
         self._points = None
 
     def _geometry_for(self, size: int) -> None:
         if self._cache_size != size:
-            hann = np.hanning(size)
-            self._window = np.outer(hann, hann)
+            self._window = hanning_window(size)
             self._points = score_points(size, float(self.params["stride"]))
             self._cache_size = size
-
-    def _init(self, image: np.ndarray) -> None:
-        p = self.params
-        self.avg_color = cv2.mean(image)[:3]
-        s_z = geometry.context_size(self.size[0], self.size[1], p["context_amount"])
-        patch = geometry.crop_and_resize(image, self.center, s_z, int(p["exemplar_size"]),
-                                         self.avg_color)
-        with self._threads():
-            self.template_state = self.model.template(image_to_tensor(patch, self.device))
 
     @staticmethod
     def _scores(cls: torch.Tensor) -> np.ndarray:
@@ -115,15 +83,6 @@ class AnchorFreeTracker(Tracker):
         if cls.shape[1] == 1:
             return torch.sigmoid(cls.float())[0, 0].cpu().numpy().astype(np.float64)
         raise ValueError(f"anchor_free tracker: cls must have 1 or 2 channels, got {cls.shape[1]}")
-
-    def _prepare_search(self, image: np.ndarray):
-        p = self.params
-        exemplar, instance = float(p["exemplar_size"]), int(p["instance_size"])
-        s_z = geometry.context_size(self.size[0], self.size[1], p["context_amount"])
-        scale = exemplar / s_z                      # image px -> crop px
-        s_x = s_z * instance / exemplar
-        patch = geometry.crop_and_resize(image, self.center, s_x, instance, self.avg_color)
-        return image_to_tensor(patch, self.device), {"scale": scale}
 
     def _decode(self, out):
         score = self._scores(out["cls"])
@@ -146,26 +105,13 @@ class AnchorFreeTracker(Tracker):
         ph = np.maximum(y2 - y1, 1e-6)
         pcx, pcy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
 
-        w_c, h_c = self.size[0] * scale, self.size[1] * scale
-        s_c = _change(_context_size(pw, ph) / _context_size(w_c, h_c))
-        r_c = _change((w_c / h_c) / (pw / ph))
-        penalty = np.exp(-(r_c * s_c - 1.0) * p["penalty_k"])
-        pscore = penalty * score
-        wi = p["window_influence"]
-        pscore = pscore * (1.0 - wi) + self._window * wi
-        best = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
-
-        prior_center = self.center.copy()
-        lr = penalty[best] * score[best] * p["lr"]
-        self.center = prior_center + np.array([pcx[best], pcy[best]]) / scale
-        self.size = self.size * (1.0 - lr) + np.array([pw[best], ph[best]]) / scale * lr
-        self._clip_state(float(p["min_size"]))
+        best, penalty = self.choose(score, pw, ph, scale, self._window)
+        lr = penalty.flat[best] * score.flat[best] * p["lr"]
+        prior_center = self.follow(np.array([pcx.flat[best], pcy.flat[best]]) / scale,
+                                   np.array([pw.flat[best], ph.flat[best]]) / scale, lr)
 
         cell = p["stride"] / scale
         origin = prior_center + (-(size // 2) - 0.5) * cell
         region = np.array([origin[0], origin[1], size * cell, size * cell])
-        return TrackResult(box=self.box, score=float(score[best]), state=TrackState.TRACKING,
+        return TrackResult(box=self.box, score=float(score.flat[best]), state=TrackState.TRACKING,
                            confidence_map=score.astype(np.float32), map_region=region)
-
-    def _reset(self) -> None:
-        self.template_state = None

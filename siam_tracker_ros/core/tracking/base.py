@@ -17,7 +17,14 @@ one network call (core/tracking/multi.py):
 same order). Subclasses implement the hooks `_prepare_search(image) -> (x, ctx)`,
 `_decode(out) -> raw` (device outputs -> host arrays, timed with the network)
 and `_finish(raw, ctx) -> TrackResult`, and keep the template state in
-`self.template_state`.
+`self.template_state` (core/tracking/siamese.py is the base of the Siamese ones).
+
+What a user of a tracker (the target supervisor, core/tracking/monitor.py) may
+do beyond init / track, without touching its insides:
+    state = tracker.save_state(); tracker.load_state(state)   # the per-frame state
+    results = tracker.probe(image, centers)   # search at other places, state unchanged
+    tracker.relocate(center)                  # move the target (e.g. a motion prior)
+    tracker.search_side()                     # image px the search crop covers now
 """
 from __future__ import annotations
 
@@ -26,13 +33,16 @@ import enum
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from .. import geometry
+from ..devices import resolve_device
 from ..runtime import tune_malloc
+from .batching import batched_network, supports_target_batch
+from .params import check_tracker_params
 
 
 class TrackState(enum.IntEnum):
@@ -65,15 +75,6 @@ class PreparedSearch:
     crop_time: float
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available; use 'cpu' or 'auto'")
-    return dev
-
-
 def image_to_tensor(patch: np.ndarray, device: torch.device) -> torch.Tensor:
     """HxWx3 uint8 BGR patch -> 1x3xHxW float tensor, values 0..255 (models normalise)."""
     return torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1))).to(
@@ -84,12 +85,19 @@ class Tracker(ABC):
     """init(image, box) once, then track(image) -> TrackResult per frame.
 
     Subclasses list their hyper-parameters with defaults in DEFAULTS; the model
-    config's tracker section overrides them.
+    config's tracker section overrides them. A registered tracker type (KIND)
+    has its parameters checked against core/tracking/params.py (unknown keys and
+    values out of range are errors).
     """
     DEFAULTS: Dict[str, Any] = {}
+    KIND: Optional[str] = None
+    # What one frame changes: save_state / load_state copy these (subclasses add theirs).
+    STATE_FIELDS: Tuple[str, ...] = ("center", "size", "image_size", "last_score")
 
     def __init__(self, model: torch.nn.Module, params: Dict[str, Any], device: str = "auto"):
         tune_malloc()       # per-frame tensors stay in the process (core/runtime.py)
+        if self.KIND is not None:
+            check_tracker_params(self.KIND, params)
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.params = {**self.DEFAULTS, **params}
@@ -138,10 +146,12 @@ class Tracker(ABC):
             x, ctx = self._prepare_search(image)
         return PreparedSearch(x, ctx, time.perf_counter() - t0)
 
-    def track_network(self, prepared: PreparedSearch):
-        """Step 2 alone (one target): model.track(template state, x)."""
-        with torch.inference_mode(), self._threads():
-            return self._network(self.template_state, prepared.x)
+    def run_network(self, state, x):
+        """Step 2: the model's search branch for template state(s) `state` and crops `x`
+        (one target's, or several batched: core/tracking/batching.py), on this
+        tracker's CPU threads."""
+        with self._threads():
+            return self._network(state, x)
 
     def track_finish(self, prepared: PreparedSearch, out: Dict[str, Any],
                      network_time: float = 0.0) -> TrackResult:
@@ -181,6 +191,67 @@ class Tracker(ABC):
         self.center = None
         self.size = None
         self._reset()
+
+    # -- the public API beyond init / track (the target supervisor uses only this) ---
+    def save_state(self) -> Dict[str, Any]:
+        """What one frame changes (STATE_FIELDS), copied: load_state puts it back."""
+        return {k: _copied(getattr(self, k, None)) for k in self.STATE_FIELDS}
+
+    def load_state(self, state: Dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, _copied(v))
+
+    def relocate(self, center) -> None:
+        """Move the target's centre to `center` (image px); size and template unchanged.
+        The next track() searches around it."""
+        self.center = np.asarray(center, dtype=np.float64).copy()
+
+    def search_side(self) -> float:
+        """Side in image px of the search crop at the target's current size."""
+        p = self.params
+        s_z = geometry.context_size(self.size[0], self.size[1], p["context_amount"])
+        return s_z * float(p["instance_size"]) / float(p["exemplar_size"])
+
+    def probe(self, image: np.ndarray, centers: Sequence[Any],
+              sizes: Optional[Sequence[Any]] = None) -> List[TrackResult]:
+        """Score candidate places: for each centre (and size, default the current one) the
+        search this tracker would run with the target there, as a TrackResult (box
+        clipped to the image); the tracker's state is the same afterwards. Two or more
+        places go through the network in one call when the model can batch (on the CPU
+        the results are those of one call per place, test/test_monitor.py)."""
+        saved = self.save_state()
+        results: List[TrackResult] = []
+
+        def place(i: int) -> None:
+            self.relocate(centers[i])
+            if sizes is not None and sizes[i] is not None:
+                self.size = np.asarray(sizes[i], dtype=np.float64).copy()
+
+        try:
+            if len(centers) < 2 or not supports_target_batch(self.model):
+                for i in range(len(centers)):
+                    place(i)
+                    self.image_size = (image.shape[1], image.shape[0])
+                    with torch.inference_mode():
+                        result = self._track(image)
+                    result.box = geometry.clip_box(result.box, *self.image_size)
+                    result.score = float(np.clip(result.score, 0.0, 1.0))
+                    results.append(result)
+                    self.load_state(saved)
+                return results
+            prepared = []
+            for i in range(len(centers)):
+                place(i)
+                prepared.append(self.track_prepare(image))
+                self.load_state(saved)
+            parts, _ = batched_network([self] * len(prepared), prepared)
+            for i, (p, part) in enumerate(zip(prepared, parts)):
+                place(i)
+                results.append(self.track_finish(p, part))
+                self.load_state(saved)
+            return results
+        finally:
+            self.load_state(saved)
 
     def _clip_state(self, min_size: float = 10.0) -> None:
         """Keep the centre inside the image and the size in [min_size, image size]."""
@@ -240,3 +311,8 @@ class Tracker(ABC):
 
     def _reset(self) -> None:
         pass
+
+
+def _copied(value):
+    """numpy arrays copied (trackers may change them in place); the rest as it is."""
+    return value.copy() if isinstance(value, np.ndarray) else value

@@ -5,22 +5,27 @@ Used by SiamFC and RASNet (which differ in the correlation, not in this loop).
 Model contract: model.template(z) -> template state; model.track(state, x) ->
 {"response": Sx1xHxW logits} for S search crops (one template for the S scales;
 batched with other targets, core/tracking/multi.py repeats each target's
-template state over its S rows).
+template state over its S rows). The template crop and the window are the
+shared Siamese ones (core/tracking/siamese.py); the choice is SiamFC's own: the
+best-peaked scale (the others' peaks x scale_penalty), the windowed peak of its
+upsampled response, the size damped by scale_lr.
 """
 import cv2
 import numpy as np
 import torch
 
 from .. import geometry
-from ..models.registry import register_tracker
-from .base import Tracker, TrackResult, TrackState, image_to_tensor
+from .base import TrackResult, TrackState
+from .params import SIAMFC, tracker_defaults
+from .registry import register_tracker
+from .siamese import SiameseTracker, hanning_window
 
 
-@register_tracker("siamfc")
-class SiamFCTracker(Tracker):
-    DEFAULTS = dict(exemplar_size=127, instance_size=255, context_amount=0.5,
-                    scale_step=1.0375, scale_num=3, scale_penalty=0.9745, scale_lr=0.59,
-                    window_influence=0.176, response_up=16, total_stride=8)
+@register_tracker(SIAMFC)
+class SiamFCTracker(SiameseTracker):
+    KIND = SIAMFC
+    DEFAULTS = tracker_defaults(SIAMFC)
+    STATE_FIELDS = SiameseTracker.STATE_FIELDS + ("z_size", "x_size")
 
     def __init__(self, model, params, device="auto"):
         super().__init__(model, params, device)
@@ -28,23 +33,18 @@ class SiamFCTracker(Tracker):
         n = int(p["scale_num"])
         self.scale_factors = float(p["scale_step"]) ** (np.arange(n) - (n - 1) / 2.0)
         self._window = None
-        self.template_state = None
 
     def _cosine_window(self, size: int) -> np.ndarray:
         if self._window is None or self._window.shape[0] != size:
-            hann = np.hanning(size)
-            window = np.outer(hann, hann)
+            window = hanning_window(size)
             self._window = window / window.sum()
         return self._window
 
     def _init(self, image):
         p = self.params
-        self.avg_color = cv2.mean(image)[:3]
-        self.z_size = geometry.context_size(self.size[0], self.size[1], p["context_amount"])
+        self.z_size = self._template_side()
         self.x_size = self.z_size * p["instance_size"] / p["exemplar_size"]
-        patch = geometry.crop_and_resize(image, self.center, self.z_size, int(p["exemplar_size"]),
-                                         self.avg_color)
-        self.template_state = self.model.template(image_to_tensor(patch, self.device))
+        super()._init(image)
 
     def _prepare_search(self, image):
         p = self.params
@@ -87,7 +87,7 @@ class SiamFCTracker(Tracker):
 
         damped = (1 - p["scale_lr"]) + p["scale_lr"] * self.scale_factors[best]
         self.size = self.size * damped
-        self._clip_state()
+        self._clip_state(float(p["min_size"]))
         self.z_size *= damped
         self.x_size *= damped
 
@@ -98,6 +98,3 @@ class SiamFCTracker(Tracker):
         region = np.array([prior_center[0] - extent / 2, prior_center[1] - extent / 2, extent, extent])
         return TrackResult(box=self.box, score=score, state=TrackState.TRACKING,
                            confidence_map=confidence.astype(np.float32), map_region=region)
-
-    def _reset(self):
-        self.template_state = None
