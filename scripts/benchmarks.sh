@@ -7,7 +7,7 @@
 # docs/BENCHMARKS.md and docs/benchmarks/*.png from their JSON outputs.
 # It also includes, as they are, the tables that have their own (longer) commands,
 # each named inside its file: docs/benchmarks/lost_state.md and lost_state_grey.md (evaluation.lost_bench),
-# multi_target.md (siam-bench --targets), soak.md (evaluation.soak, 10 min) and
+# multi_target.md (siam-bench --targets), soak.md (ros.soak, 10 min) and
 # ablation.md (evaluation.ablation, about 1 h of CPU).
 #
 # Variables:

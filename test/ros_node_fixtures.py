@@ -79,7 +79,7 @@ class Recorder:
 
     def __init__(self, client, msg_type, topic: str, depth: int = 100):
         from siam_tracker_ros.ros.client import Received
-        from siam_tracker_ros.ros.messages import stamp_ns
+        from siam_tracker_ros.ros.inbox import stamp_ns
         self.items = []
         self.client = client
 

@@ -136,7 +136,7 @@ def test_tracker_launch(launch_api):
     assert node.kwargs["parameters"][1] == {"model": "siamfc", "input": "compressed", "num_threads": 2}
     from siam_tracker_ros.ros import params
     for key in node.kwargs["parameters"][1]:
-        assert key in params.PARAMS_BY_NAME, f"{key} is not a node parameter"
+        assert key in params.NODE_PARAMS, f"{key} is not a node parameter"
     assert node.kwargs["arguments"] == []
     # lifecycle mode: the node's own flags (tracker_node --lifecycle [--autostart])
     _, _, (node,) = expand(load("tracker.launch.py"), lifecycle="true")

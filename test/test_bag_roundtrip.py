@@ -15,6 +15,8 @@ import signal
 import numpy as np
 import pytest
 
+from siam_tracker_ros.core.tracking.base import TrackState
+
 pytest.importorskip("rosbags", reason="rosbags (requirements-ros.txt) not installed")
 
 SEQUENCE = "OTB_Crossing"     # integer boxes: the float32 fields of the messages hold them exactly
@@ -26,18 +28,9 @@ CONFIG = os.path.join(ROOT, "config", "tracker.yaml")
 METRIC_KEYS = ("auc", "precision20", "norm_precision20", "success50", "ao", "sr50", "sr75")
 
 
-# Node parameters that keep the target supervisor from acting (never LOST, the tracker never
-# restored), for as long as neither the supervisor nor the node has an off switch.
-NEUTRAL_SUPERVISOR = {"lost_threshold": 0.0, "supervisor.lost_frames": 1000, "supervisor.very_bad": 1.0e9,
-                      "supervisor.persist_lost": 1.0e9, "supervisor.hold_on_bad": False}
-
-
 def neutral_params():
-    from siam_tracker_ros.core.tracking.monitor import SUPERVISOR_DEFAULTS
-    if "enabled" in SUPERVISOR_DEFAULTS:
-        return {"supervisor.enabled": False}
-    return {k: v for k, v in NEUTRAL_SUPERVISOR.items()
-            if not k.startswith("supervisor.") or k.split(".", 1)[1] in SUPERVISOR_DEFAULTS}
+    """Node parameters that keep the target supervisor out: raw tracker results."""
+    return {"supervisor.enabled": False}
 
 
 def ros_value(v) -> str:
@@ -115,7 +108,7 @@ def test_offline_eval_equals_siam_eval(tmp_path, sequences_dir, excerpt, siam_ev
     assert siam_bag(argv) == 0
     m = bag_eval.score_bags(neutral)["metrics"]
     assert m["lost"] == 0 and m["boxes"] == scored["boxes"], \
-        "the supervisor still acts with node_raw_args(): it has a new way to LOST; update NEUTRAL_SUPERVISOR"
+        "the supervisor still acts with supervisor.enabled false"
 
 
 def run_node_on_bag(tmp_path, bag, results, extra_args):
@@ -155,7 +148,7 @@ def test_bag_replay_node_round_trip(tmp_path, sequences_dir, excerpt, siam_eval_
     answered = set().union(*(set(r) for r in content.results.values()))
     assert set(stamps) <= answered, "frames without an answer"
     target = content.results[1]
-    assert all(target[s].state == bags.STATE_TRACKING for s in stamps[1:]), \
+    assert all(target[s].state == TrackState.TRACKING for s in stamps[1:]), \
         str([target[s].state if s in target else None for s in stamps])
 
     scored = bag_eval.score_bags(results, bag)["metrics"]
@@ -187,5 +180,5 @@ def test_node_supervisor_equals_offline_eval(tmp_path, sequences_dir, excerpt):
                                atol=1e-3)
     a, b = bag_eval.score_bags(node_results, bag)["metrics"], bag_eval.score_bags(offline_results)["metrics"]
     assert [a[k] for k in METRIC_KEYS] == pytest.approx([b[k] for k in METRIC_KEYS], abs=1e-6)
-    print(f"\nsupervisor on: node and offline LOST on {node_states.count(bags.STATE_LOST)} of "
+    print(f"\nsupervisor on: node and offline LOST on {node_states.count(TrackState.LOST)} of "
           f"{FRAMES - 1} tracked frames; AUC {a['auc']:.4f} / {b['auc']:.4f}")

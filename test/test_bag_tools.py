@@ -184,17 +184,19 @@ def test_eval_without_groundtruth_or_init(tmp_path):
         bag_eval.choose_init(bags.read_track_bag(bag, results_topic=None), None, 1)
 
 
-def test_node_supervisor_params_follow_the_node_mapping(tmp_path):
-    pytest.importorskip("siam_tracker_ros.ros.targets", reason="the node's targets module is not there")
-    from siam_tracker_ros.core.tracking.monitor import SUPERVISOR_DEFAULTS
+def test_node_supervisor_params_follow_the_node_parameters(tmp_path):
+    from siam_tracker_ros.core.tracking.params import SUPERVISOR_DEFAULTS
     params_file = tmp_path / "p.yaml"
-    params_file.write_text("siam_tracker:\n  ros__parameters:\n    lost_threshold: 0.11\n"
-                           "    supervisor:\n      lost_frames: 7\n")
-    p = bag_eval.node_supervisor_params(str(params_file), overrides={"recover_threshold": 0.42})
+    params_file.write_text("siam_tracker:\n  ros__parameters:\n    supervisor:\n      score_lost: 0.11\n"
+                           "      lost_frames: 7\n")
+    p = bag_eval.node_supervisor_params(str(params_file), overrides={"supervisor.recover_below": 0.42})
     assert p["score_lost"] == 0.11 and p["lost_frames"] == 7 and p["recover_below"] == 0.42
-    assert set(p) <= set(SUPERVISOR_DEFAULTS)
+    assert set(p) == set(SUPERVISOR_DEFAULTS)
     with pytest.raises(ValueError):
         bag_eval.node_supervisor_params(str(tmp_path / "p.yaml"), node_name="other")
+    with pytest.raises(ValueError, match="now supervisor.recover_below"):     # a former name
+        bag_eval.node_supervisor_params(str(params_file), overrides={"recover_threshold": 0.42})
+    assert bag_eval.node_supervisor_params(overrides={"supervisor.enabled": False}) is None
 
 
 def test_header_stamp_patch():
@@ -211,11 +213,11 @@ def test_header_stamp_patch():
 
 @pytest.mark.ros_env
 def test_tracked_object_message_matches_the_node(tmp_path):
-    """The offline results are filled as the node fills its messages (ros/messages.py)."""
+    """The offline results are filled as the node fills its messages (ros/outputs.py)."""
     from rclpy.serialization import serialize_message
     from std_msgs.msg import Header
     from siam_tracker_ros.core.tracking.base import TrackState
-    from siam_tracker_ros.ros import messages
+    from siam_tracker_ros.ros import outputs
     store = bags.typestore()
     header = bags._header(store, START + 5, "cam")
     rheader = Header(frame_id="cam")
@@ -224,7 +226,7 @@ def test_tracked_object_message_matches_the_node(tmp_path):
                        (TrackState.IDLE, None)):
         ours = bags.tracked_object_message(store, header, 3, int(state), box, 0.75, 64, 48, latency=0.01)
         node = store.deserialize_cdr(serialize_message(
-            messages.tracked_object(rheader, 3, state, box, 0.75, 64, 48, 0.01)), bags.TRACKED_OBJECT_TYPE)
+            outputs.tracked_object(rheader, 3, state, box, 0.75, 64, 48, 0.01)), bags.TRACKED_OBJECT_TYPE)
         assert ours == node, (state, ours, node)
 
 

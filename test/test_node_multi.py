@@ -24,19 +24,15 @@ def core_runs(clip, boxes, n):
     """What a single-target supervisor gives per frame for each box (this process, 1 thread)."""
     import torch
 
-    from siam_tracker_ros.core.engines import wrap_engine
-    from siam_tracker_ros.core.models import registry
     from siam_tracker_ros.core.tracking import loading
     from siam_tracker_ros.core.tracking.monitor import TargetSupervisor
-    from siam_tracker_ros.ros import params, targets
+    from siam_tracker_ros.ros import params
     torch.set_num_threads(1)
-    config, model, _ = registry.load_model("default")
-    engine = wrap_engine(model, config, "torch", device="cpu")
-    sup_params = targets.supervisor_params_from(params.defaults())
+    loaded = loading.load("default", device="cpu", engine="torch")     # as the node loads it
+    sup_params = params.supervisor_params(params.defaults())
     out = {}
     for target_id, box in boxes.items():
-        sup = TargetSupervisor(loading.build_tracker_from_config(config, model=engine, device="cpu"),
-                               **sup_params)
+        sup = TargetSupervisor(loaded.new_tracker(), **sup_params)
         sup.init(clip.frames[0], box)
         out[target_id] = [sup.step(clip.frames[i]) for i in range(1, n)]
     return out

@@ -24,13 +24,41 @@ def flatten(d, prefix=""):
 
 
 def test_params_file_matches_the_declared_parameters():
-    with open(CONFIG) as f:
-        data = yaml.safe_load(f)
-    values = flatten(data[params.NODE_NAME]["ros__parameters"])
-    assert set(values) == {p.name for p in params.PARAMS}
-    for p in params.PARAMS:
+    """config/tracker.yaml: every node parameter at its default, and nothing the node does not
+    declare (the node refuses unknown keys; a former name is refused with the new one)."""
+    values = params.read_params_file(CONFIG)
+    assert set(params.NODE_PARAMS) <= set(values)
+    declared = params.defaults()
+    for name, value in values.items():
         # same value and same type (rclpy rejects an int for a double parameter)
-        assert values[p.name] == p.default and type(values[p.name]) is type(p.default), p.name
+        assert value == declared[name] and type(value) is type(declared[name]), name
+
+
+def test_unknown_and_renamed_keys_are_refused(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("siam_tracker:\n  ros__parameters:\n    lost_threshold: 0.2\n    nonsense: 1\n")
+    with pytest.raises(ValueError, match=r"lost_threshold \(now supervisor.score_lost\), nonsense"):
+        params.read_params_file(str(f))
+    f.write_text("/**:\n  ros__parameters:\n    use_sim_time: true\n    supervisor:\n      lost_frames: 4\n"
+                 "    tracker:\n      penalty_k: 0.2\n")
+    assert params.read_params_file(str(f)) == {"use_sim_time": True, "supervisor.lost_frames": 4,
+                                               "tracker.penalty_k": 0.2}
+
+
+def test_every_parameter_has_a_description_and_numeric_ones_a_range():
+    from siam_tracker_ros.core.tracking.params import TRACKER_PARAMS
+    rows = {**params.NODE_PARAMS, **{f"supervisor.{k}": p for k, p in params.SUPERVISOR_PARAMS.items()},
+            **{f"tracker.{k}": p for k, p in TRACKER_PARAMS.items()}}
+    for name, p in rows.items():
+        assert len(p.description.split()) >= 4, name
+        if p.value_type in (int, float):
+            lo, hi = p.range
+            assert lo < hi and all(abs(v) < 1e9 for v in (lo, hi)), name
+            for default in (p.default.values() if isinstance(p.default, dict) else [p.default]):
+                assert default is None or lo <= default <= hi, name
+    for bad in (float("nan"), float("inf"), -0.1, 1.5):
+        assert params.check_change("tracker.lr", bad), bad
+    assert params.check_change("tracker.lr", 0.3) is None
 
 
 def test_launch_file_compiles_and_uses_the_params_file(tmp_path):
@@ -62,72 +90,70 @@ def test_descriptors_enforce_ranges_and_read_only(node):
     from rclpy.parameter import Parameter
     values = params.declare(node)
     assert values == params.defaults()
-    d = node.describe_parameter("lost_threshold")
+    d = node.describe_parameter("supervisor.score_lost")
     assert d.description and d.floating_point_range[0].to_value == 1.0
-    assert node.describe_parameter("model").read_only
+    assert node.describe_parameter("supervisor.lost_frames").integer_range[0].from_value == 1
+    assert node.describe_parameter("diagnostics_period").read_only
+    assert "reload" in node.describe_parameter("model").description
     assert node.describe_parameter("qos.reliability").additional_constraints
 
-    ok = node.set_parameters([Parameter("lost_threshold", value=0.5)])[0]
-    assert ok.successful and node.get_parameter("lost_threshold").value == 0.5
-    for bad in (Parameter("lost_threshold", value=1.5), Parameter("frame_cache_size", value=0),
-                Parameter("model", value="siamfc")):
+    ok = node.set_parameters([Parameter("supervisor.score_lost", value=0.5)])[0]
+    assert ok.successful and node.get_parameter("supervisor.score_lost").value == 0.5
+    for bad in (Parameter("supervisor.score_lost", value=1.5), Parameter("frame_cache_size", value=0),
+                Parameter("diagnostics_period", value=2.0)):
         assert not node.set_parameters([bad])[0].successful, bad.name
 
 
 def test_unknown_choice_is_rejected():
-    assert params.check_value("qos.reliability", "reliable") is None
-    assert "best_effort" in params.check_value("qos.reliability", "sometimes")
+    assert params.check_change("qos.reliability", "reliable") is None
+    assert "best_effort" in params.check_change("qos.reliability", "sometimes")
 
 
-def test_node_thresholds_default_to_the_supervisors():
-    """lost_threshold / recover_threshold map onto the supervisor; their defaults are its."""
-    from siam_tracker_ros.core.tracking.monitor import SUPERVISOR_DEFAULTS
-    from siam_tracker_ros.ros import targets
-    mapped = targets.supervisor_params_from(params.defaults())
-    assert set(mapped) == set(targets.NODE_TO_SUPERVISOR.values())
-    for node_name, key in targets.NODE_TO_SUPERVISOR.items():
-        assert params.PARAMS_BY_NAME[node_name].default == SUPERVISOR_DEFAULTS[key], node_name
-    extra = targets.extra_supervisor_params()
-    assert not set(extra) & set(mapped) and set(extra) | set(mapped) <= set(SUPERVISOR_DEFAULTS)
+def test_supervisor_parameters_come_from_the_one_table():
+    from siam_tracker_ros.core.tracking.params import SUPERVISOR_DEFAULTS
+    assert params.supervisor_params(params.defaults()) == SUPERVISOR_DEFAULTS
+    assert params.supervisor_params({**params.defaults(), "supervisor.enabled": False}) is None
 
 
 def test_runtime_changes_reach_the_running_node(rclpy_context):
-    """Thresholds, supervisor and tracker hyper-parameters and the cache size change without a
-    restart; reload-only ones are refused with the reason."""
+    """Supervisor and tracker hyper-parameters and the cache size change without a restart;
+    reload ones are refused with the reason while configured."""
     from rclpy.parameter import Parameter
 
     from siam_tracker_ros.ros.tracker_node import TrackerNode
     node = TrackerNode(context=rclpy_context)
     try:
-        sup = node.targets.mt.supervisor_params
-        assert sup["score_lost"] == params.PARAMS_BY_NAME["lost_threshold"].default
+        assert node.configure_and_activate()
+        session = node.session
+        assert session.mt.supervisor_params["score_lost"] == params.SUPERVISOR_PARAMS["score_lost"].default
         assert node.has_parameter("supervisor.lost_frames") and node.has_parameter("tracker.penalty_k")
+        assert node.describe_parameter("tracker.lr").floating_point_range[0].to_value == 1.0
         image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
-        node.targets.add(1, image, [40, 40, 30, 30])       # a target that exists before the change
-        results = node.set_parameters([Parameter("lost_threshold", value=0.55),
-                                       Parameter("recover_threshold", value=0.25),
+        session.mt.add(1, image, [40, 40, 30, 30])         # a target that exists before the change
+        results = node.set_parameters([Parameter("supervisor.score_lost", value=0.55),
+                                       Parameter("supervisor.recover_below", value=0.25),
                                        Parameter("supervisor.lost_frames", value=5),
                                        Parameter("tracker.penalty_k", value=0.3),
                                        Parameter("frame_cache_size", value=4),
                                        Parameter("publish_debug_image", value=False)])
         assert all(r.successful for r in results), [r.reason for r in results]
-        sup = node.targets.mt.supervisor_params
+        sup = session.mt.supervisor_params
         assert (sup["score_lost"], sup["recover_below"], sup["lost_frames"]) == (0.55, 0.25, 5)
-        assert node._tracker_params["penalty_k"] == 0.3
+        assert session.tracker_params["penalty_k"] == 0.3
         # the existing target and a new one get the changed values (one tracker params dict)
-        node.targets.add(2, image, [80, 60, 30, 30])
+        session.mt.add(2, image, [80, 60, 30, 30])
         for target_id in (1, 2):
-            assert node.targets.mt.tracker(target_id).params["penalty_k"] == 0.3
-            assert node.targets.mt.supervisor(target_id).params["score_lost"] == 0.55
-            assert node.targets.mt.supervisor(target_id).params["lost_frames"] == 5
-        assert node._cache.frames.maxlen == 4 and node.values["publish_debug_image"] is False
-        for name, value in (("qos.depth", 5), ("device", "cpu"), ("lost_threshold", -0.1),
-                            ("supervisor.lost_frames", 0)):
+            assert session.mt.tracker(target_id).params["penalty_k"] == 0.3
+            assert session.mt.supervisor(target_id).params["score_lost"] == 0.55
+            assert session.mt.supervisor(target_id).params["lost_frames"] == 5
+        assert node.inbox.cache.frames.maxlen == 4 and node.values["publish_debug_image"] is False
+        for name, value in (("qos.depth", 5), ("device", "cpu"), ("supervisor.score_lost", -0.1),
+                            ("supervisor.lost_frames", 0), ("tracker.lr", float("nan"))):
             r = node.set_parameters([Parameter(name, value=value)])[0]
             assert not r.successful and r.reason, name
         r = node.set_parameters([Parameter("model", value="siamfc")])[0]
-        assert not r.successful and "read-only" in r.reason.lower()
-        assert node.targets.mt.supervisor_params["score_lost"] == 0.55
+        assert not r.successful and "reload" in r.reason
+        assert session.mt.supervisor_params["score_lost"] == 0.55
     finally:
         node.stop_worker()
         node.destroy_node()

@@ -8,7 +8,7 @@ pytestmark = pytest.mark.ros_env
 
 
 def test_soak_command_short_run(tmp_path, sequences_dir):
-    from siam_tracker_ros.evaluation import soak
+    from siam_tracker_ros.ros import soak
     if not (sequences_dir / "VOT_bag").is_dir():
         pytest.skip(f"VOT_bag not in {sequences_dir}")
     out, md = tmp_path / "soak.json", tmp_path / "soak.md"

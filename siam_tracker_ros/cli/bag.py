@@ -100,14 +100,14 @@ def replay(args) -> int:
 def evaluate(args) -> int:
     from ..ros import bag_eval
     results_bag = None if args.no_results_bag else (args.results_bag or args.bag.rstrip("/") + "_results")
-    if args.no_supervisor:
-        sup_params = None
-    else:
+    sup_params = None
+    if not args.no_supervisor:
         sup_params = bag_eval.node_supervisor_params(args.params_file, overrides=bag_eval.parse_params(args.param))
-        sup_params.update(bag_eval.parse_params(args.supervisor_param))
+        if sup_params is not None:       # None: the params file switches the supervisor off
+            sup_params.update(bag_eval.parse_params(args.supervisor_param))
     summary = bag_eval.evaluate(
         args.bag, model=args.model, device=args.device, weights=args.weights or None, engine=args.engine,
-        threads=args.threads, supervisor=not args.no_supervisor,
+        threads=args.threads, supervisor=sup_params is not None,
         supervisor_params=sup_params, init_box=args.init_box,
         target_id=args.target_id, image_topic=args.image_topic, results_bag=results_bag,
         storage=args.storage, overwrite=args.overwrite)
@@ -214,10 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the node's params file (e.g. config/tracker.yaml): the supervisor gets the "
                         "thresholds the node would use (default: the node's parameter defaults)")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="node parameter on top of the params file, e.g. lost_threshold=0.3 or "
+                   help="node parameter on top of the params file, e.g. supervisor.score_lost=0.3 or "
                         "supervisor.lost_frames=5 (repeatable)")
     p.add_argument("--supervisor-param", action="append", default=[], metavar="KEY=VALUE",
-                   help="TargetSupervisor parameter by its own name (core/tracking/monitor.py; repeatable)")
+                   help="TargetSupervisor parameter by its own name (core/tracking/params.py; repeatable)")
     p.add_argument("--init-box", type=_box, default=None, metavar="X,Y,W,H",
                    help="init on the first frame (default: the bag's TargetInit, else the ground truth)")
     p.add_argument("--target-id", type=int, default=1)

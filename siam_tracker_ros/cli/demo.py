@@ -71,7 +71,7 @@ def run(args) -> Dict:
     from ..ros import bags
     from ..ros.client import TrackerClient
     from ..ros.image_conversion import image_msg_to_bgr
-    from ..ros.messages import draw_label, draw_track_overlay, stamp_ns
+    from ..ros.outputs import draw_label, draw_track_overlay, stamp_ns
     from ..ros.process import NodeProcess, apply_to_this_process, fresh_domain_id, ros_environment, share_file
     import cv2
     from rclpy.serialization import serialize_message

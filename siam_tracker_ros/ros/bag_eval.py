@@ -25,16 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..core.tracking.base import TrackState
 from . import bags
-
-
-def supervisor_class():
-    """TargetSupervisor when core/tracking/monitor.py is there, else None."""
-    try:
-        from ..core.tracking.monitor import TargetSupervisor
-    except ImportError:
-        return None
-    return TargetSupervisor
 
 
 def parse_params(items: Sequence[str]) -> Dict[str, Any]:
@@ -49,36 +41,21 @@ def parse_params(items: Sequence[str]) -> Dict[str, Any]:
     return out
 
 
-def _flatten(prefix: str, value, out: Dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-    else:
-        out[prefix] = value
-
-
 def node_supervisor_params(params_file: Optional[str] = None, node_name: Optional[str] = None,
-                           overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+                           overrides: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
     """The supervisor parameters the node would use: its parameter defaults (ros/params.py),
     then a params file in the ROS format (`NODE: ros__parameters: ...`; nested keys as
-    `a.b`), then `overrides` (node parameter names: lost_threshold, supervisor.lost_frames ...),
-    mapped by the node's own rule (ros/targets.py supervisor_params_from)."""
-    import yaml
+    `a.b`; a key the node does not have is an error, as in the node), then `overrides`
+    (node parameter names: supervisor.score_lost ...); None when supervisor.enabled is false."""
     from . import params as node_params
-    from .targets import supervisor_params_from
-    values: Dict[str, Any] = {p.name: p.default for p in node_params.PARAMS}
+    values: Dict[str, Any] = node_params.defaults()
     if params_file:
-        with open(params_file) as f:
-            doc = yaml.safe_load(f) or {}
-        name = node_name or node_params.NODE_NAME
-        section = doc.get(name) or doc.get(f"/{name}") or doc.get("/**") or {}
-        flat: Dict[str, Any] = {}
-        _flatten("", section.get("ros__parameters", {}), flat)
-        if not flat:
-            raise ValueError(f"{params_file}: no '{name}: ros__parameters:' section")
-        values.update(flat)
+        values.update(node_params.read_params_file(params_file, node_name or node_params.NODE_NAME))
+    unknown = node_params.unknown_keys(overrides or {})
+    if unknown:
+        raise ValueError(node_params.unknown_text(unknown))
     values.update(overrides or {})
-    return supervisor_params_from(values)
+    return node_params.supervisor_params(values)
 
 
 @dataclass
@@ -100,11 +77,8 @@ class OfflineTarget:
         self.tracker = tracker
         self.supervisor = None
         if supervisor_params is not None:
-            cls = supervisor_class()
-            if cls is None:
-                raise ValueError("no target supervisor in this checkout (core/tracking/monitor.py): "
-                                 "use --no-supervisor")
-            self.supervisor = cls(tracker, **supervisor_params)
+            from ..core.tracking.monitor import TargetSupervisor
+            self.supervisor = TargetSupervisor(tracker, **supervisor_params)
 
     def init(self, image, box) -> None:
         (self.supervisor or self.tracker).init(image, box)
@@ -112,9 +86,9 @@ class OfflineTarget:
     def step(self, image) -> Tuple[int, np.ndarray, float]:
         if self.supervisor is None:
             result = self.tracker.track(image)
-            return bags.STATE_TRACKING, np.asarray(result.box, dtype=np.float64), float(result.score)
+            return TrackState.TRACKING, np.asarray(result.box, dtype=np.float64), float(result.score)
         result = self.supervisor.step(image)
-        state = bags.STATE_LOST if int(result.state) == bags.STATE_LOST else bags.STATE_TRACKING
+        state = TrackState.LOST if int(result.state) == TrackState.LOST else TrackState.TRACKING
         return state, np.asarray(result.box, dtype=np.float64), float(result.score)
 
 
@@ -145,14 +119,14 @@ def track_bag(path: str, target: OfflineTarget, init: Tuple[int, np.ndarray, int
         image = bags.decode_image(msg)
         h, w = image.shape[:2]
         if not started and stamp < init_stamp:
-            out.append(FrameResult(msg.header, w, h, bags.STATE_IDLE, None, 0.0, 0.0))
+            out.append(FrameResult(msg.header, w, h, TrackState.IDLE, None, 0.0, 0.0))
             continue
         if not started:
             if stamp != init_stamp and log:
                 log(f"no image has the init stamp {init_stamp}: initialising on the next one ({stamp})")
             target.init(image, init_box)
             started = True
-            out.append(FrameResult(msg.header, w, h, bags.STATE_TRACKING, np.asarray(init_box, float), 1.0, 0.0))
+            out.append(FrameResult(msg.header, w, h, TrackState.TRACKING, np.asarray(init_box, float), 1.0, 0.0))
             continue
         t0 = time.perf_counter()
         state, box, score = target.step(image)
@@ -187,7 +161,7 @@ def write_results_bag(path: str, results: List[FrameResult], target_id: int, con
                 box = content.groundtruth[stamp]
                 ok = bags.valid_box(box)
                 gt = bags.tracked_object_message(store, r.header, target_id,
-                                                 bags.STATE_TRACKING if ok else bags.STATE_LOST,
+                                                 TrackState.TRACKING if ok else TrackState.LOST,
                                                  box if ok else None, 1.0 if ok else 0.0, r.width, r.height,
                                                  clip=False)
                 writer.write(gt_conn, stamp, store.serialize_cdr(gt, bags.TRACKED_OBJECT_TYPE))
@@ -209,9 +183,7 @@ def evaluate(bag: str, model: str = "default", device: str = "cpu", weights: Opt
     init = choose_init(content, init_box, target_id)
     torch.manual_seed(0)   # as siam-eval: a model without weights is the same network every run
     tracker = build_tracker(model, device=device, weights=weights, engine=engine)
-    use_supervisor = supervisor and supervisor_class() is not None
-    if supervisor and not use_supervisor:
-        log("note: no target supervisor in this checkout (core/tracking/monitor.py): raw tracker boxes")
+    use_supervisor = bool(supervisor)
     target = OfflineTarget(tracker, dict(supervisor_params or {}) if use_supervisor else None)
     results = track_bag(bag, target, init, image_topic=content.image_topic, log=log)
     summary: Dict[str, Any] = {
@@ -220,7 +192,7 @@ def evaluate(bag: str, model: str = "default", device: str = "cpu", weights: Opt
         "supervisor_params": dict(supervisor_params or {}) if use_supervisor else None,
         "init": {"stamp": int(init[0]), "box": [float(v) for v in init[1]], "target_id": int(init[2])},
         "frames": len(results), "image_topic": content.image_topic,
-        "lost_frames": sum(r.state == bags.STATE_LOST for r in results),
+        "lost_frames": sum(r.state == TrackState.LOST for r in results),
     }
     tracked = [r.seconds for r in results if r.seconds > 0]
     summary["fps"] = len(tracked) / sum(tracked) if tracked else float("nan")
@@ -233,7 +205,7 @@ def evaluate(bag: str, model: str = "default", device: str = "cpu", weights: Opt
         records = {}
         for r in results:
             box = np.zeros(4)
-            if r.state == bags.STATE_TRACKING:
+            if r.state == TrackState.TRACKING:
                 box = np.asarray(geometry.clip_box(r.box, r.width, r.height), np.float32).astype(np.float64)
             records[bags.stamp_of(r.header)] = bags.ObjectRecord(r.state, box, r.score)
         summary["metrics"] = bags.score(content.groundtruth, records, init, content.stamps)

@@ -35,6 +35,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..core.tracking.base import TrackState
 from .image_conversion import pack_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -51,7 +52,6 @@ GROUNDTRUTH_TOPIC = "/groundtruth"
 INIT_TOPIC = "/siam_tracker/init"
 RESULTS_TOPIC = "/siam_tracker/tracked_object"
 DEFAULT_START_NS = 1_700_000_000_000_000_000
-STATE_IDLE, STATE_TRACKING, STATE_LOST = 0, 1, 2     # TrackedObject.STATE_*
 
 
 def msg_dirs():
@@ -202,21 +202,12 @@ def valid_box(box) -> bool:
 
 def tracked_object_message(store, header, target_id: int, state: int, box, score: float,
                            image_width: int, image_height: int, latency: float = 0.0, clip: bool = True):
-    """A rosbags TrackedObject as the node fills it (siam_tracker_ros/ros/messages.py): box
-    (clipped to the image when `clip`) and normalised centre only in state TRACKING, else zero."""
-    from ..core import geometry
-    TrackedObject = store.types[TRACKED_OBJECT_TYPE]
-    x = y = w = h = cx = cy = 0.0
-    if state == STATE_TRACKING and box is not None:
-        x, y, w, h = (float(v) for v in (geometry.clip_box(box, image_width, image_height) if clip else box))
-        cx = 2.0 * (x + w / 2.0) / image_width - 1.0
-        cy = 2.0 * (y + h / 2.0) / image_height - 1.0
-    score = float(np.clip(score, 0.0, 1.0)) if state != STATE_IDLE else 0.0
-    f32 = lambda v: float(np.float32(v))  # noqa: E731 - what the float32 fields hold
-    return TrackedObject(header=header, target_id=int(target_id), state=int(state), x=f32(x), y=f32(y),
-                         width=f32(w), height=f32(h), score=f32(score), center_x_norm=f32(cx),
-                         center_y_norm=f32(cy), image_width=int(image_width), image_height=int(image_height),
-                         latency=f32(latency))
+    """A rosbags TrackedObject filled as the node fills it (ros/outputs.py tracked_object_fields),
+    its float fields as the float32 the message holds."""
+    from .outputs import tracked_object_fields
+    fields = tracked_object_fields(target_id, state, box, score, image_width, image_height, latency, clip)
+    fields = {k: float(np.float32(v)) if isinstance(v, float) else v for k, v in fields.items()}
+    return store.types[TRACKED_OBJECT_TYPE](header=header, **fields)
 
 
 def target_init_message(store, header, target_id: int, box):
@@ -266,7 +257,7 @@ def write_image_bag(path: str, frames: Iterable[np.ndarray], fps: float, topic: 
             if gt_conn is not None and i < len(gt):
                 is_absent = (flags is not None and i < len(flags) and bool(flags[i])) or not valid_box(gt[i])
                 obj = tracked_object_message(
-                    store, msg.header, target_id, STATE_LOST if is_absent else STATE_TRACKING,
+                    store, msg.header, target_id, TrackState.LOST if is_absent else TrackState.TRACKING,
                     None if is_absent else gt[i], 0.0 if is_absent else 1.0,
                     frame.shape[1], frame.shape[0], clip=False)
                 writer.write(gt_conn, stamp, store.serialize_cdr(obj, TRACKED_OBJECT_TYPE))
@@ -444,7 +435,7 @@ def read_track_bag(path: str, image_topic: Optional[str] = None, groundtruth_top
             if target_id is not None and msg.target_id != target_id:
                 continue
             box = np.array([msg.x, msg.y, msg.width, msg.height], dtype=np.float64)
-            out.groundtruth[stamp_of(msg.header)] = box if msg.state == STATE_TRACKING else np.full(4, np.nan)
+            out.groundtruth[stamp_of(msg.header)] = box if msg.state == TrackState.TRACKING else np.full(4, np.nan)
         elif conn.topic == results_topic:
             objects = msg.objects if conn.msgtype == TRACKED_OBJECT_ARRAY_TYPE else [msg]
             for obj in objects:
@@ -476,11 +467,11 @@ def score(groundtruth: Dict[int, np.ndarray], results: Dict[int, ObjectRecord],
         r = results.get(s)
         if r is None:
             counts["missing"] += 1
-        elif r.state == STATE_TRACKING:
+        elif r.state == TrackState.TRACKING:
             pred[i] = r.box
             counts["tracking"] += 1
         else:
-            counts["lost" if r.state == STATE_LOST else "idle"] += 1
+            counts["lost" if r.state == TrackState.LOST else "idle"] += 1
     gt = np.stack([groundtruth[s] for s in stamps])
     absent = ~metrics.valid_gt_mask(gt)
     m = metrics.sequence_metrics(pred, gt, absent)

@@ -24,7 +24,7 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
 from .image_conversion import numpy_to_image_msg
-from .messages import stamp_ns
+from .inbox import stamp_ns
 from .params import NODE_NAME
 
 

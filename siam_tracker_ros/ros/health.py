@@ -19,6 +19,8 @@ Levels (diagnostic_msgs/DiagnosticStatus):
 from __future__ import annotations
 
 import collections
+import functools
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Deque, Dict, Iterable, List, Optional, Tuple
@@ -44,8 +46,17 @@ class Event:
     level: int = WARN
 
 
+def _locked(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class NodeHealth:
-    """Thread-safety: the caller holds its own lock around every call."""
+    """Thread-safe: every public method holds the object's own lock (the executor thread
+    records arrivals and inits, the worker processing, the timer reports)."""
 
     def __init__(self, window: float = 5.0, clock: Callable[[], float] = time.monotonic,
                  latency_samples: int = 600):
@@ -63,6 +74,7 @@ class NodeHealth:
         self.events: Deque[Event] = collections.deque(maxlen=100)
         self.last_input: Optional[float] = None
         self.model_error: Optional[str] = None
+        self._lock = threading.RLock()
 
     # ---- recording ----------------------------------------------------
     def _trim(self, now: float) -> None:
@@ -73,6 +85,7 @@ class NodeHealth:
         while self._drop_times and self._drop_times[0][0] < edge:
             self._drop_times.popleft()
 
+    @_locked
     def received(self, now: Optional[float] = None) -> Optional[float]:
         """A frame arrived. Returns the seconds since the previous one (None for the first):
         the caller reports a gap longer than its input timeout."""
@@ -84,11 +97,13 @@ class NodeHealth:
         self._trim(now)
         return gap
 
+    @_locked
     def drop(self, reason: str, now: Optional[float] = None) -> None:
         now = self.clock() if now is None else now
         self.dropped[reason] += 1
         self._drop_times.append((now, reason))
 
+    @_locked
     def processed(self, latency: float, track_time: Optional[float] = None,
                   now: Optional[float] = None) -> None:
         now = self.clock() if now is None else now
@@ -98,6 +113,7 @@ class NodeHealth:
             self.track_times.append(float(track_time))
         self._processed_times.append(now)
 
+    @_locked
     def init_received(self, now: Optional[float] = None) -> int:
         """Counts an init message; returns how many arrived in the last second."""
         now = self.clock() if now is None else now
@@ -107,11 +123,17 @@ class NodeHealth:
             self._init_times.popleft()
         return len(self._init_times)
 
+    @_locked
+    def count(self, kind: str, n: int = 1) -> None:
+        self.counts[kind] += n
+
+    @_locked
     def event(self, kind: str, text: str, level: int = WARN, now: Optional[float] = None) -> None:
         now = self.clock() if now is None else now
         self.counts[kind] += 1
         self.events.append(Event(now, kind, text, level))
 
+    @_locked
     def reset_input_clock(self, now: Optional[float] = None) -> None:
         """(Re)start the no-input timer (node start, lifecycle activate)."""
         self.started = self.clock() if now is None else now
@@ -131,6 +153,7 @@ class NodeHealth:
         """Seconds since the last frame (since start / activation when none came yet)."""
         return now - (self.last_input if self.last_input is not None else self.started)
 
+    @_locked
     def report(self, *, targets: Dict[int, str], active: bool, input_timeout: float,
                drop_warn_ratio: float, topic: str = "image",
                now: Optional[float] = None) -> Tuple[int, str, Dict[str, str]]:

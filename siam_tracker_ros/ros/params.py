@@ -1,50 +1,45 @@
-"""The tracker node's parameters: one table gives name, default, description,
-range and when a change takes effect.
+"""The tracker node's parameters: its own table, and the declarations, checks and params-file
+reading that the node and the tools share.
 
-config/tracker.yaml holds the same defaults in the ROS params-file format
-(`siam_tracker: ros__parameters: ...`); test_node_params.py checks they agree.
+Declared parameters:
+- NODE_PARAMS below (config/tracker.yaml holds the same defaults; test_node_params.py
+  checks they agree);
+- `supervisor.<name>` for every row of core/tracking/params.py SUPERVISOR_PARAMS
+  (runtime; `supervisor.enabled` is the node's own switch, a reload);
+- `tracker.<name>` for the loaded tracker type's runtime rows of TRACKER_PARAMS,
+  with the loaded model's values (declared at configure).
+Every numeric parameter has a range and every parameter a description in its
+descriptor (from the rows).
 
-Three kinds of parameter:
-- runtime (the default): a change takes effect at the next frame;
-- reload (`reload=True`: model, weights, device, engine, threads, input, QoS):
-  in the plain node they are read-only (restart the node); in the lifecycle
-  node they can be set while the node is unconfigured (cleanup, set,
-  configure) and are refused with that reason otherwise;
-- start-only (`read_only=True`, diagnostics_period): read-only in both modes.
-
-Declared on top of this table by the node (not in config/tracker.yaml, which
-can still set them): `supervisor.<name>` for every supervisor parameter
-without a node parameter of its own (core/tracking/monitor.py
-SUPERVISOR_DEFAULTS; lost_threshold / recover_threshold map onto the
-supervisor's thresholds), and `tracker.<name>` for the loaded model's tracking
-hyper-parameters in RUNTIME_TRACKER_KEYS (runtime).
+When a change takes effect:
+- runtime (the default): at the next frame;
+- reload (model, weights, device, engine, threads, input, QoS, supervisor.enabled):
+  accepted while the node is unconfigured (lifecycle: cleanup, set, configure),
+  refused with that reason otherwise;
+- read_only (diagnostics_period): at start only.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from ..core.params import Param, table
+from ..core.tracking.params import SUPERVISOR_PARAMS, TRACKER_PARAMS, runtime_tracker_params
 
 NODE_NAME = "siam_tracker"
 
+RELOAD_REASON = ("needs a model reload: deactivate + cleanup the node (lifecycle), set it, "
+                 "configure + activate, or restart the node")
 
-@dataclass(frozen=True)
-class Param:
-    name: str
-    default: Any
-    description: str
-    read_only: bool = False            # True: takes effect only at start (both modes)
-    range: Optional[Tuple[float, float]] = None   # inclusive
-    choices: Optional[Tuple[str, ...]] = None
-    reload: bool = False               # needs a model reload / new subscription (see module doc)
+# Former names: a params file still using them is refused with the new name.
+RENAMED = {"lost_threshold": "supervisor.score_lost", "recover_threshold": "supervisor.recover_below"}
+# Parameters rclpy declares on every node; QoS overrides (qos_overrides.<topic>...) belong to rclpy too.
+ROS_BUILTIN = ("use_sim_time", "start_type_description_service")
 
-
-RELOAD_REASON = ("needs a model reload: restart the node, or in lifecycle mode deactivate + "
-                 "cleanup, set it, configure + activate")
-
-PARAMS = (
+NODE_PARAMS = table((
     Param("model", "default",
-          "Model name (config/models/NAME.yaml), a model YAML path or a checkpoint file. "
-          "'default' falls back to 'siamfc' while no default model config exists.", reload=True),
+          "Model name (config/models/NAME.yaml), a model YAML path or a checkpoint file.", reload=True),
     Param("weights", "",
           "Weights file overriding the model config's; empty: the config's weights (or none: random init).",
           reload=True),
@@ -57,15 +52,9 @@ PARAMS = (
           "Image input: raw (sensor_msgs/Image on `image`) or compressed (sensor_msgs/"
           "CompressedImage, jpeg or png, on `image`'s name + '/compressed', as image_transport names it).",
           reload=True, choices=("raw", "compressed")),
-    Param("lost_threshold", 0.3,
-          "Target supervisor's score_lost: a frame whose score is below it counts as bad "
-          "(supervisor.lost_frames bad frames in a row -> LOST, box zero). The supervisor also "
-          "judges the confidence map's entropy, score drop and box jumps (supervisor.*).",
-          range=(0.0, 1.0)),
-    Param("recover_threshold", 0.7,
-          "Target supervisor's recover_below: a LOST target's re-found candidate must have a "
-          "badness at or below it (on supervisor.recover_frames frames) to be TRACKING again; "
-          "lower = stricter.", range=(0.0, 1.0)),
+    Param("supervisor.enabled", True,
+          "Judge every target with the target supervisor (TRACKING / LOST, re-acquisition); false: the "
+          "raw tracker results, never LOST (comparisons with siam-eval, debugging).", reload=True),
     Param("max_targets", 8, "Most targets tracked at once; an init for a further id is refused.",
           range=(1, 64)),
     Param("publish_debug_image", True,
@@ -98,80 +87,131 @@ PARAMS = (
           read_only=True, range=(0.0, 3600.0)),
     Param("num_threads", 0, "CPU threads of the engine (torch or onnxruntime); 0 keeps its default.",
           reload=True, range=(0, 256)),
-)
+))
 
-PARAMS_BY_NAME = {p.name: p for p in PARAMS}
-RELOAD_PARAMS = tuple(p.name for p in PARAMS if p.reload)
 
-# Tracking hyper-parameters read by the trackers at every frame (safe to change while tracking);
-# declared as `tracker.<name>` when the loaded model's tracker has them. Geometry (exemplar /
-# instance size, stride, anchors, context amount) needs a reload and is not exposed.
-RUNTIME_TRACKER_KEYS = ("penalty_k", "window_influence", "lr", "scale_penalty", "scale_lr")
+def row(name: str) -> Optional[Param]:
+    """The row of a declared parameter name (node, supervisor.<name> or tracker.<name>)."""
+    if name in NODE_PARAMS:
+        return NODE_PARAMS[name]
+    prefix, _, key = name.partition(".")
+    if prefix == "supervisor":
+        return SUPERVISOR_PARAMS.get(key)
+    if prefix == "tracker":
+        return TRACKER_PARAMS.get(key)
+    return None
 
 
 def defaults() -> Dict[str, Any]:
-    return {p.name: p.default for p in PARAMS}
+    """Every parameter declared at start (node and supervisor) with its default."""
+    out = {name: p.default for name, p in NODE_PARAMS.items()}
+    out.update({f"supervisor.{name}": p.default for name, p in SUPERVISOR_PARAMS.items()})
+    return out
 
 
-def descriptor(param: Param, lifecycle: bool = False):
-    from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                    ParameterType)
+def needs_reload(name: str) -> bool:
+    p = row(name)
+    return p is not None and p.reload and not name.startswith("tracker.")
+
+
+def check_change(name: str, value: Any) -> Optional[str]:
+    """Why `value` is refused for parameter `name` (its row: type, range, choices, finite), or None."""
+    p = row(name)
+    if p is None:
+        return None
+    try:
+        p.check(value)
+    except ValueError as exc:
+        return f"{name}: {exc}" if not str(exc).startswith(p.name) else str(exc).replace(p.name, name, 1)
+    return None
+
+
+def supervisor_params(values: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The supervisor's keyword arguments from the node's parameter values; None when
+    `supervisor.enabled` is false (no supervisor: raw results)."""
+    if values.get("supervisor.enabled", True) is False:
+        return None
+    return {name: values[f"supervisor.{name}"] for name in SUPERVISOR_PARAMS if f"supervisor.{name}" in values}
+
+
+def descriptor(name: str, p: Param):
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
     kinds = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
              float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
-    read_only = param.read_only or (param.reload and not lifecycle)
-    description = param.description
-    if param.reload:
-        description += (" (lifecycle node: set while unconfigured)" if lifecycle else " (restart)")
-    d = ParameterDescriptor(name=param.name, type=kinds[type(param.default)],
-                            description=description, read_only=read_only)
-    if param.choices:
-        d.additional_constraints = "one of: " + ", ".join(param.choices)
-    if param.range is not None:
-        lo, hi = param.range
-        if isinstance(param.default, float):
+    description = p.description + (" (needs a reload: set while unconfigured)" if needs_reload(name) else "")
+    d = ParameterDescriptor(name=name, type=kinds[p.value_type], description=description, read_only=p.read_only)
+    if p.choices:
+        d.additional_constraints = "one of: " + ", ".join(p.choices)
+    if p.range is not None:
+        lo, hi = p.range
+        if p.value_type is float:
             d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
         else:
             d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
     return d
 
 
-def check_value(name: str, value: Any) -> Optional[str]:
-    """Reason why `value` is not acceptable for `name`, or None.
-
-    rclpy enforces types and ranges from the descriptors; this adds the
-    string choices (the descriptor can only describe those).
-    """
-    p = PARAMS_BY_NAME.get(name)
-    if p is not None and p.choices and value not in p.choices:
-        return f"{name} must be one of {', '.join(p.choices)}, got '{value}'"
-    return None
-
-
-def declare(node, lifecycle: bool = False) -> Dict[str, Any]:
-    """Declare every parameter of the table on `node`; return their values (from the params
-    file or defaults). `lifecycle`: reload parameters stay writable (see the module doc)."""
+def declare(node) -> Dict[str, Any]:
+    """Declare the node's and the supervisor's parameters; their values (params file or
+    defaults). ValueError for a value its row refuses or a params-file key no row has."""
     values = {}
-    for p in PARAMS:
-        values[p.name] = node.declare_parameter(p.name, p.default, descriptor(p, lifecycle)).value
-        reason = check_value(p.name, values[p.name])
+    for name, default in defaults().items():
+        values[name] = node.declare_parameter(name, default, descriptor(name, row(name))).value
+        reason = check_change(name, values[name])
         if reason:
             raise ValueError(reason)
+    unknown = unknown_keys(getattr(node, "_parameter_overrides", {}) or {})
+    if unknown:
+        raise ValueError(unknown_text(unknown))
     return values
 
 
-def declare_extra(node, prefix: str, entries: Dict[str, Any], description: str) -> Dict[str, Any]:
-    """Declare `prefix.<name>` runtime parameters (bool / int / float defaults) that are not
-    declared yet; returns the values of all of them (params file overrides included)."""
-    from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-    kinds = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
-             float: ParameterType.PARAMETER_DOUBLE}
+def declare_tracker(node, kind: str, current: Dict[str, Any]) -> Dict[str, Any]:
+    """Declare `tracker.<name>` for the runtime rows of tracker type `kind` (defaults: the
+    loaded model's values `current`); returns their values (params file overrides included)."""
     values = {}
-    for key, default in entries.items():
-        name = f"{prefix}.{key}"
-        if type(default) not in kinds:
-            continue
-        if not node.has_parameter(name):
-            node.declare_parameter(name, default, ParameterDescriptor(
-                name=name, type=kinds[type(default)], description=description.format(key=key)))
-        values[name] = node.get_parameter(name).value
+    for key, p in runtime_tracker_params(kind).items():
+        name = f"tracker.{key}"
+        if not node.has_parameter(name) and current.get(key) is not None:
+            node.declare_parameter(name, float(current[key]), descriptor(name, p))
+        if node.has_parameter(name):
+            values[name] = node.get_parameter(name).value
     return values
+
+
+def known(name: str) -> bool:
+    return (row(name) is not None and not (name.startswith("tracker.") and TRACKER_PARAMS[name[8:]].reload)
+            or name in ROS_BUILTIN or name.startswith("qos_overrides."))
+
+
+def unknown_keys(names) -> List[str]:
+    return sorted(n for n in names if not known(n))
+
+
+def unknown_text(unknown: List[str]) -> str:
+    hints = [f"{n} (now {RENAMED[n]})" if n in RENAMED else n for n in unknown]
+    return f"unknown parameter(s) {', '.join(hints)}; the parameters are listed in docs/ROS_NODE.md"
+
+
+def read_params_file(path: str, node_name: str = NODE_NAME) -> Dict[str, Any]:
+    """The node's section of a ROS params file (`NODE:` or `/**:` -> `ros__parameters`), nested keys
+    flattened as `a.b`; ValueError for a key the node does not have (as the node refuses it)."""
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    section = doc.get(node_name) or doc.get(f"/{node_name}") or doc.get("/**") or {}
+    flat: Dict[str, Any] = {}
+    _flatten("", section.get("ros__parameters", {}), flat)
+    if not flat:
+        raise ValueError(f"{path}: no '{node_name}: ros__parameters:' section")
+    unknown = unknown_keys(flat)
+    if unknown:
+        raise ValueError(f"{path}: {unknown_text(unknown)}")
+    return flat
+
+
+def _flatten(prefix: str, value, out: Dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = value

@@ -1,14 +1,12 @@
-"""The node's stamp-keyed frame cache (which frame an init box is applied to)."""
+"""The node's stamp-keyed frame cache (ros/inbox.py: which frame an init box is applied to); no rclpy."""
 import pytest
-
-pytestmark = pytest.mark.ros_env   # tracker_node imports rclpy
 
 S = 1_000_000_000
 
 
 @pytest.fixture
 def cache():
-    from siam_tracker_ros.ros.tracker_node import Frame, FrameCache
+    from siam_tracker_ros.ros.inbox import Frame, FrameCache
     c = FrameCache(3)
     for i in range(5):                       # keeps the last 3: stamps 2, 3, 4 s
         c.append(Frame(msg=f"frame{i}", stamp=i * S, arrival=float(i)))
@@ -35,5 +33,5 @@ def test_between_and_resize(cache):
 
 
 def test_empty_cache():
-    from siam_tracker_ros.ros.tracker_node import FrameCache
+    from siam_tracker_ros.ros.inbox import FrameCache
     assert FrameCache(5).find(0) is None

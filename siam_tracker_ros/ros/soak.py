@@ -1,9 +1,9 @@
 """Soak benchmark of the tracker node (issue 6): N minutes of 30 Hz 640x480 input with a
 target tracked, the node in its own process as the launch file starts it.
 
-    python -m siam_tracker_ros.evaluation.soak --minutes 10 [--fps 30] [--size 640x480]
+    python -m siam_tracker_ros.ros.soak --minutes 10 [--fps 30] [--size 640x480]
         [--sequence VOT_bag] [--json out.json] [--markdown docs/benchmarks/soak.md]
-    python -m siam_tracker_ros.evaluation.soak --search-cost    # TRACKING vs LOST cost per frame
+    python -m siam_tracker_ros.ros.soak --search-cost    # TRACKING vs LOST cost per frame
 
 Input: a labelled shared sequence (default VOT_bag, 196 frames; $SIAM_SHARED_DIR or
 ../shared/data/sequences), every frame resized to --size and sent as bgr8 sensor_msgs/Image
@@ -38,14 +38,14 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .speed import read_status_kb
+from ..evaluation.speed import read_status_kb
 
 
 def load_frames(sequence: str, size, root: Optional[str] = None):
     """(frames resized to `size`, init box on frame 0 in the resized pixels, source text)."""
     import cv2
 
-    from .datasets import open_dataset
+    from ..evaluation.datasets import open_dataset
     if root is None:
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         shared = os.environ.get("SIAM_SHARED_DIR") or os.path.join(os.path.dirname(repo), "shared")
@@ -97,10 +97,10 @@ def run(args) -> Dict:
     from sensor_msgs.msg import Image
     from siam_tracker_msgs.msg import TargetInit, TrackedObject
 
-    from ..ros.client import make_header
-    from ..ros.image_conversion import numpy_to_image_msg
-    from ..ros.messages import stamp_ns
-    from ..ros.process import NodeProcess, apply_to_this_process, fresh_domain_id, ros_environment, share_file
+    from .client import make_header
+    from .image_conversion import numpy_to_image_msg
+    from .inbox import stamp_ns
+    from .process import NodeProcess, apply_to_this_process, fresh_domain_id, ros_environment, share_file
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     frames, init_box, source = load_frames(args.sequence, (w, h))
@@ -241,7 +241,7 @@ def run(args) -> Dict:
         with lock:
             values = dict(diag.get("values", {}))
         result = {
-            "command": "python -m siam_tracker_ros.evaluation.soak " + " ".join(sys.argv[1:]),
+            "command": "python -m siam_tracker_ros.ros.soak " + " ".join(sys.argv[1:]),
             "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine_text(), "source": source, "fps": args.fps, "size": f"{w}x{h}",
             "minutes": args.minutes, "inits": reinit, "init_acks": diag.get("acks", 0), "rows": rows,
@@ -326,17 +326,13 @@ def search_cost(sequence: str = "VOT_bag", size=(640, 480), frames_each: int = 4
     (3x its box) greyed out, which makes it LOST. What the node's worker pays per LOST target."""
     import torch
 
-    from ..core.engines import wrap_engine
-    from ..core.models import registry
+    from ..core.tracking import loading
     from ..core.tracking.monitor import TargetSupervisor
-    from ..ros import params, targets
+    from . import params
     torch.set_num_threads(1)
     frames, box, source = load_frames(sequence, size)
-    config, model, _ = registry.load_model("default")
-    engine = wrap_engine(model, config, "torch", device="cpu")
-    from ..core.tracking.loading import build_tracker_from_config
-    sup = TargetSupervisor(build_tracker_from_config(config, model=engine, device="cpu"),
-                           **targets.supervisor_params_from(params.defaults()))
+    sup = TargetSupervisor(loading.load("default", device="cpu", engine="torch").new_tracker(),
+                           **params.supervisor_params(params.defaults()))
     sup.init(frames[0], box)
     tracking, lost, states = [], [], []
     for i in range(1, frames_each + 1):
