@@ -38,10 +38,7 @@ evidence extras    bad, lost_count (consecutive bad frames), persistence, state
                    (TrackState value); search_tiles, search_ring,
                    search_center_badness, search_distance, distance_cost while LOST.
 
-Where the defaults come from, and what the supervisor cannot tell apart (an exact
-copy of the target crossing beside it, grey images): docs/benchmarks/lost_state.md
-and lost_state_grey.md, made by `python -m siam_tracker_ros.evaluation.lost_bench`
-(the command is in each file).
+Defaults and limits: docs/benchmarks/supervisor_defaults.md and lost_state.md (`python -m siam_tracker_ros.evaluation.lost_bench`).
 """
 from __future__ import annotations
 

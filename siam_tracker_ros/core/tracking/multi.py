@@ -36,10 +36,9 @@ expect float-rounding differences there, which the closed tracking loop can
 grow to fractions of a pixel over frames. TorchEngine(compile=True) compiles
 once per batch size seen (the number of TRACKING targets).
 Speed: one call instead of N saves the per-call overhead and, on the CPU, runs
-the convolutions on larger blocks: 1.2x faster per target with 2 targets and
-1.5x with 5 on one CPU thread (docs/benchmarks/multi_target.md), once the
-memory allocator keeps the per-frame tensors (core/runtime.py; without it the
-gain was lost in page faults).
+the convolutions on larger blocks, once the memory allocator keeps the
+per-frame tensors (core/runtime.py). Figures: docs/benchmarks/multi_target.md
+(`siam-bench --targets`, the command is in it).
 
 Fallbacks to one network call per target (same results, no batching):
 - engines that cannot batch targets: the onnxruntime engine's export has a
