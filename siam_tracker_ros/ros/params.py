@@ -121,8 +121,8 @@ def check_change(name: str, value: Any) -> Optional[str]:
         return None
     try:
         p.check(value)
-    except ValueError as exc:
-        return f"{name}: {exc}" if not str(exc).startswith(p.name) else str(exc).replace(p.name, name, 1)
+    except ValueError as exc:            # the row names its key; the node parameter has a prefix
+        return str(exc).replace(p.name, name, 1)
     return None
 
 

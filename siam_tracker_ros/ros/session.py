@@ -125,6 +125,7 @@ class TrackingSession:
         self.inbox, self.health, self.decode, self.log = inbox, health, decode, log
         # One params dict for every target's tracker: a runtime change of a tracking
         # hyper-parameter reaches all of them at the next frame.
+        self.tracker_params: Optional[Dict[str, Any]] = None
         self.tracker_params = self._new_tracker().params
         self.mt = MultiTargetTracker(self._new_tracker, supervisor_params=supervisor_params)
         self.records: Dict[int, TargetRecord] = {}
@@ -140,7 +141,7 @@ class TrackingSession:
 
     def _new_tracker(self):
         tracker = self.loaded.new_tracker()
-        if getattr(self, "tracker_params", None) is not None:
+        if self.tracker_params is not None:
             tracker.params = self.tracker_params
         return tracker
 
@@ -155,7 +156,9 @@ class TrackingSession:
             return dict(self._view)
 
     # -- requests (executor thread) --------------------------------------------------
-    def request_init(self, stamp: int, box, target_id: int, max_targets: int) -> None:
+    def request_init(self, stamp: int, box, target_id: int, max_targets: int) -> Optional[str]:
+        """Store an init for the worker; None when stored, else why it was refused (logged). The
+        box is checked against its frame on the worker (that needs the frame decoded)."""
         now = time.monotonic()
         rate = self.health.init_received(now)
         if rate > INIT_FLOOD_RATE and now - self._last_flood > self.health.window:
@@ -165,8 +168,9 @@ class TrackingSession:
             self.log("warning", f"init flood: {rate} init messages in the last second")
         frame = self.inbox.find(stamp)
         if frame is None:
-            self.log("error", f"init ignored: no image received yet on '{self.image_topic}'", kind="init_no_image")
-            return
+            why = f"init ignored: no image received yet on '{self.image_topic}'"
+            self.log("error", why, kind="init_no_image")
+            return why
         if stamp and frame.stamp != stamp:
             self.log("warning", f"init: no cached frame has stamp {stamp * 1e-9:.3f}; using the nearest "
                                 f"({frame.stamp * 1e-9:.3f}, {(frame.stamp - stamp) * 1e-9:+.3f} s)", kind="init_stamp")
@@ -182,8 +186,11 @@ class TrackingSession:
                 self._pending_inits[target_id] = PendingInit(frame, np.asarray(box, dtype=np.float64), target_id)
                 self._pending_removals.discard(target_id)
         if full:
-            self.log("error", f"init ignored: target {target_id} would be a target beyond max_targets "
-                              f"({max_targets}); remove one (~/remove) or reset first", kind="init_full")
+            why = (f"init ignored: target {target_id} would be a target beyond max_targets ({max_targets}); "
+                   "remove one (~/remove) or reset first")
+            self.log("error", why, kind="init_full")
+            return why
+        return None
 
     def request_removal(self, target_id: int) -> None:
         with self._lock:

@@ -161,14 +161,17 @@ class TrackerNode(LifecycleNode):
         with self._track_lock:
             for p in changes:
                 self.values[p.name] = p.value
+                group, _, key = p.name.partition(".")
                 if p.name == "frame_cache_size":
                     self.inbox.resize(p.value)
                 elif p.name in ("clock_jump_threshold", "input_timeout"):
                     setattr(self.inbox, p.name, p.value)
-                elif p.name.startswith("supervisor.") and p.name != "supervisor.enabled" and self.session:
-                    self.session.set_supervisor_params(**{p.name[11:]: p.value})
-                elif p.name.startswith("tracker.") and self.session is not None:
-                    self.session.tracker_params[p.name[8:]] = p.value
+                elif self.session is None or params.needs_reload(p.name):
+                    continue                           # read at the next configure
+                elif group == "supervisor":
+                    self.session.set_supervisor_params(**{key: p.value})
+                elif group == "tracker":
+                    self.session.tracker_params[key] = p.value
 
     # ---- callbacks (executor thread): store only --------------------------------------
     def _on_frame(self, msg, compressed: bool) -> None:
