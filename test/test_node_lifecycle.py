@@ -85,3 +85,26 @@ def test_lifecycle_corrupt_weights_then_compressed_tracking(tmp_path):
         code = node.close(signal.SIGINT)
     assert code == 0, proc.output
     assert "Traceback" not in proc.output, proc.output
+
+
+@pytest.mark.parametrize("args, says", [
+    (("-p", "weights:=WEIGHTS"), r"FATAL.*cannot start: cannot build tracker for model 'default'.*corrupt\.pt"),
+    (("-p", "lost_threshold:=0.2"), r"FATAL.*cannot start: unknown parameter\(s\) lost_threshold "
+                                     r"\(now supervisor\.score_lost\)"),
+])
+def test_plain_node_that_cannot_start_exits_1(tmp_path, args, says):
+    """Plain mode (no --lifecycle) configures and activates itself at start: a model that cannot
+    be loaded, or a parameter the node does not have, is a FATAL line and exit code 1."""
+    from ros_node_fixtures import CONFIG
+
+    from siam_tracker_ros.ros.process import NodeProcess, fresh_domain_id, ros_environment
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    env = ros_environment(fresh_domain_id(), log_dir=str(tmp_path / "ros_log"))
+    proc = NodeProcess(["--params-file", CONFIG, *(a.replace("WEIGHTS", str(corrupt)) for a in args)], env)
+    try:
+        proc.proc.wait(120)
+        assert proc.stop() == 1, proc.output
+        assert proc.wait_for_line(says, 5.0), proc.output
+    finally:
+        proc.stop(signal.SIGKILL)

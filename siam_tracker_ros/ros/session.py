@@ -111,6 +111,7 @@ class TargetReport:
 @dataclass
 class FrameReport:
     started: float                          # time.monotonic() when processing began
+    finished: float = 0.0                   # ... and ended (before publishing)
     frame: Optional[Frame] = None           # the frame answered (None: inits only)
     image: Optional[np.ndarray] = None
     targets: List[TargetReport] = field(default_factory=list)
@@ -260,6 +261,7 @@ class TrackingSession:
             self._view = {i: replace(r, evidence=dict(r.evidence))
                           for i, r in {**self.records, **self.orphans}.items()}
             self._known = set(self._view)
+        report.finished = time.monotonic()
         return report
 
     def _add(self, target_id: int, image: np.ndarray, box) -> None:

@@ -248,7 +248,7 @@ class TrackerNode(LifecycleNode):
             report = self.session.process(frame, self.values["catch_up_max_frames"])
             latency = self.pubs.publish(report, self.values["publish_debug_image"])
         if latency is not None:
-            self.health.processed(latency, time.monotonic() - report.started)
+            self.health.processed(latency, report.finished - report.started)
 
     def stop_worker(self) -> None:
         self._stop.set()
