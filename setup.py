@@ -30,16 +30,4 @@ setup(
     maintainer="siam_tracker_ros maintainers",
     description="Attention-based Siamese single-object trackers for ROS 2",
     license="Apache-2.0",
-    entry_points={
-        "console_scripts": [
-            "tracker_node = siam_tracker_ros.ros.tracker_node:main",
-            "siam-track = siam_tracker_ros.cli.track:main",
-            "siam-eval = siam_tracker_ros.cli.eval:main",
-            "siam-bench = siam_tracker_ros.cli.bench:main",
-            "siam-train = siam_tracker_ros.cli.train:main",
-            "siam-bag = siam_tracker_ros.cli.bag:main",
-            "siam-demo = siam_tracker_ros.cli.demo:main",
-            "siam-export = siam_tracker_ros.cli.export:main",
-        ],
-    },
 )
