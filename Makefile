@@ -1,6 +1,6 @@
 # siam_tracker_ros — the two commands:
 #   make test    # creates/updates .venv (pinned requirements, ROS 2 wheels,
-#                # siam_tracker_msgs), then runs the test suite
+#                # siam_tracker_ros), then runs the test suite
 #   make demo    # same environment, then runs siam-demo
 # Afterwards `. ./env.sh` gives the same environment in your shell.
 #

@@ -2,7 +2,7 @@
 # Source me from the repository root:  . ./env.sh
 # (bash, zsh or sh; `make test` / scripts/setup_env.sh create .venv first.)
 #
-# Activates .venv (Python, torch, ROS 2 wheels, the siam_tracker_msgs
+# Activates .venv (Python, torch, ROS 2 wheels, the siam_tracker_ros
 # interfaces, this package: tracker_node, siam-track, ... on PATH) and sets
 # the ROS 2 variables this project relies on. Variables you set before
 # sourcing are kept (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE, ROS_LOG_DIR,
@@ -32,7 +32,7 @@ if [ ! -f "$_siam_root/.venv/bin/activate" ]; then
     return 1 2>/dev/null || exit 1
 fi
 if [ ! -f "$_siam_root/.venv/.siam-stamps/msgs" ]; then
-    echo "env.sh: warning: the siam_tracker_msgs interfaces are not built yet: run 'make env'" >&2
+    echo "env.sh: warning: the siam_tracker_ros interfaces are not built yet: run 'make env'" >&2
 fi
 if [ -n "${ROS_DISTRO:-}" ] && [ "${ROS_DISTRO}" != "kilted" ]; then
     echo "env.sh: warning: a ROS 2 '$ROS_DISTRO' install is sourced in this shell; this venv brings its own ROS 2 (Kilted wheels): use a fresh shell" >&2

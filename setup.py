@@ -1,5 +1,5 @@
 """siam_tracker_ros: `pip install .` gives the core (no ROS needed); the ROS
-layer imports rclpy and the siam_tracker_msgs interfaces only when used."""
+layer imports rclpy and the siam_tracker_ros interfaces only when used."""
 import glob
 import os
 

@@ -4,7 +4,7 @@
   ``../shared`` beside the repository (``SIAM_SHARED_DIR`` overrides). A test
   that needs them is skipped, with the path it looked at, when they are absent.
 - ``@pytest.mark.ros_env`` (or the ``ros_env`` fixture): the test needs rclpy and
-  the generated ``siam_tracker_msgs``; it is skipped with the import error when
+  the generated ``siam_tracker_ros``; it is skipped with the import error when
   either is missing (a core-only ``pip install .``). ``make test`` / CI build
   the interfaces and set ``SIAM_REQUIRE_ROS=1``, which turns that skip into a
   failure.
@@ -46,7 +46,7 @@ _ROS_STATUS: tuple[bool, str] | None = None
 
 
 def ros_available() -> tuple[bool, str]:
-    """(True, "") when rclpy and siam_tracker_msgs import, else (False, reason)."""
+    """(True, "") when rclpy and siam_tracker_ros import, else (False, reason)."""
     global _ROS_STATUS
     if _ROS_STATUS is None:
         try:
@@ -57,10 +57,10 @@ def ros_available() -> tuple[bool, str]:
                                   "run `make test` or `bash scripts/setup_env.sh` and `. ./env.sh`")
         else:
             try:
-                import siam_tracker_msgs.msg as m
+                import siam_tracker_ros.msg as m
                 m.TrackedObject()
             except Exception as exc:  # noqa: BLE001
-                _ROS_STATUS = (False, f"siam_tracker_msgs cannot be imported ({type(exc).__name__}: {exc}); "
+                _ROS_STATUS = (False, f"siam_tracker_ros cannot be imported ({type(exc).__name__}: {exc}); "
                                       "build it with `make msgs` (scripts/setup_env.sh msgs)")
             else:
                 _ROS_STATUS = (True, "")
@@ -73,7 +73,7 @@ def _require_ros() -> bool:
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "ros_env: needs rclpy and the generated siam_tracker_msgs (skipped when missing)")
+        "markers", "ros_env: needs rclpy and the generated siam_tracker_ros (skipped when missing)")
     # lark (a rosidl dependency, imported by rclpy) still imports sre_parse.
     config.addinivalue_line("filterwarnings", "ignore:module 'sre_parse' is deprecated:DeprecationWarning")
     config.addinivalue_line("filterwarnings", "ignore:module 'sre_constants' is deprecated:DeprecationWarning")

@@ -15,7 +15,7 @@ from ros_node_fixtures import CONFIG, NodeUnderTest, load_clip
 from siam_tracker_ros.core.tracking.base import TrackState
 from siam_tracker_ros.ros.image_conversion import image_msg_to_numpy
 
-pytestmark = pytest.mark.ros_env   # skipped without rclpy/siam_tracker_msgs (fails under make test)
+pytestmark = pytest.mark.ros_env   # skipped without rclpy/siam_tracker_ros (fails under make test)
 
 T0 = 1_700_000_000 * 1_000_000_000      # stamps: T0 + i * 33 ms
 DT = 33_000_000

@@ -10,7 +10,7 @@ from ros_node_fixtures import NodeUnderTest, load_clip
 
 from siam_tracker_ros.core.tracking.base import TrackState
 
-pytestmark = pytest.mark.ros_env   # skipped without rclpy/siam_tracker_msgs (fails under make test)
+pytestmark = pytest.mark.ros_env   # skipped without rclpy/siam_tracker_ros (fails under make test)
 
 T0 = 1_600_000_000 * 1_000_000_000
 DT = 33_000_000

@@ -6,8 +6,8 @@
         INPUT: a video file (.gz ok), an image folder, or a labelled sequence folder
         (NAME/img/*.jpg + groundtruth.txt or groundtruth_rect.txt: the shared and OTB layouts;
         NAME/*.jpg + groundtruth.txt [+ absence.label, cover.label]: GOT-10k, VOT).
-        Ground truth -> siam_tracker_msgs/TrackedObject on /groundtruth (stamps = the images');
-        init -> siam_tracker_msgs/TargetInit for the first frame on /siam_tracker/init.
+        Ground truth -> siam_tracker_ros/TrackedObject on /groundtruth (stamps = the images');
+        init -> siam_tracker_ros/TargetInit for the first frame on /siam_tracker/init.
     siam-bag replay BAG [--rate 1.0] [--lockstep TOPIC] [--loop] [--record OUT_BAG]
         publishes a bag into the ROS graph (for machines without `ros2 bag play`).
     siam-bag eval BAG [--model default] [--params-file config/tracker.yaml] [-p NAME=VALUE]

@@ -147,7 +147,7 @@ def run(args) -> Dict:
     store = bags.typestore()
     wall_offset = time.time_ns() - time.monotonic_ns()
     with bags.new_writer(results_bag, args.storage, overwrite=True) as writer:
-        conn = writer.add_connection("/siam_tracker/tracked_object", "siam_tracker_msgs/msg/TrackedObject",
+        conn = writer.add_connection("/siam_tracker/tracked_object", "siam_tracker_ros/msg/TrackedObject",
                                      typestore=store)
         for r in client_objects:
             writer.write(conn, int(r.time * 1e9) + wall_offset, serialize_message(r.msg))

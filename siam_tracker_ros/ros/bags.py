@@ -3,18 +3,18 @@
 - `video_frames(path)`: frames of a video file, a gzipped video or a folder of images.
 - `write_image_bag(...)`: frames -> sensor_msgs/Image messages in a new bag.
 - `read_image_bag(path)`: (topic, log time, raw CDR, deserialised Image) per message.
-- `typestore()`: ROS 2 Kilted types plus this project's messages (siam_tracker_msgs).
+- `typestore()`: ROS 2 Kilted types plus this project's messages (siam_tracker_ros).
 - `find_sequence(path)`: a video, an image folder or a labelled sequence folder
   (``NAME/img/*.jpg`` + ``groundtruth.txt`` / ``groundtruth_rect.txt``: the shared
   and OTB layouts; ``NAME/*.jpg`` + ``groundtruth.txt`` [+ ``absence.label`` /
   ``cover.label``]: GOT-10k and VOT) -> frames source and ground truth.
-- Ground truth in a bag: siam_tracker_msgs/TrackedObject on `/groundtruth`, one per
+- Ground truth in a bag: siam_tracker_ros/TrackedObject on `/groundtruth`, one per
   frame that has an annotation row, header = that image's header (same stamp and
   frame_id), state TRACKING with the box as the annotation file gives it (no pixel
   origin shift: the evaluation toolkits apply none; OTB files count from 1), or
   state LOST and a zero box where the row is invalid (NaN, zero size) or the
   dataset flags the target absent. score 1 (0 when absent), image size filled.
-- Init in a bag: siam_tracker_msgs/TargetInit on `/siam_tracker/init` (the node's
+- Init in a bag: siam_tracker_ros/TargetInit on `/siam_tracker/init` (the node's
   `~/init`), header = the first frame's header, logged at that frame's log time
   right after it, so a replay into the node is self-contained.
 - `read_track_bag(path)`: image stamps, ground truth, init and results of a bag.
@@ -44,9 +44,9 @@ IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 COMPRESSIONS = ("jpeg", "png")
-TRACKED_OBJECT_TYPE = "siam_tracker_msgs/msg/TrackedObject"
-TRACKED_OBJECT_ARRAY_TYPE = "siam_tracker_msgs/msg/TrackedObjectArray"
-TARGET_INIT_TYPE = "siam_tracker_msgs/msg/TargetInit"
+TRACKED_OBJECT_TYPE = "siam_tracker_ros/msg/TrackedObject"
+TRACKED_OBJECT_ARRAY_TYPE = "siam_tracker_ros/msg/TrackedObjectArray"
+TARGET_INIT_TYPE = "siam_tracker_ros/msg/TargetInit"
 GROUNDTRUTH_TOPIC = "/groundtruth"
 INIT_TOPIC = "/siam_tracker/init"
 RESULTS_TOPIC = "/siam_tracker/tracked_object"
@@ -56,17 +56,17 @@ STATE_IDLE, STATE_TRACKING, STATE_LOST = 0, 1, 2     # TrackedObject.STATE_*
 
 def msg_dirs():
     return [d for d in (os.path.join(REPO_ROOT, "msg"),
-                        os.path.join(sys.prefix, "share", "siam_tracker_msgs", "msg")) if os.path.isdir(d)]
+                        os.path.join(sys.prefix, "share", "siam_tracker_ros", "msg")) if os.path.isdir(d)]
 
 
 def typestore():
-    """rosbags typestore: ROS 2 Kilted plus siam_tracker_msgs (from msg/*.msg)."""
+    """rosbags typestore: ROS 2 Kilted plus siam_tracker_ros (from msg/*.msg)."""
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
     store = get_typestore(Stores.ROS2_KILTED)
     dirs = msg_dirs()
     types = {}
     for path in sorted(glob.glob(os.path.join(dirs[0], "*.msg"))) if dirs else ():
-        name = f"siam_tracker_msgs/msg/{os.path.splitext(os.path.basename(path))[0]}"
+        name = f"siam_tracker_ros/msg/{os.path.splitext(os.path.basename(path))[0]}"
         with open(path) as f:
             types.update(get_types_from_msg(f.read(), name))
     store.register(types)

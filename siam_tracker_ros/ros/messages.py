@@ -1,4 +1,4 @@
-"""TrackResult -> siam_tracker_msgs messages, and the debug overlay.
+"""TrackResult -> siam_tracker_ros messages, and the debug overlay.
 
 Box in messages: float px, 0-based, top-left + size (the core's convention),
 clipped to the image. A LOST or IDLE target carries a zero box.
@@ -25,7 +25,7 @@ def stamp_ns(stamp) -> int:
 
 def tracked_object(header, target_id: int, state: TrackState, box: Optional[Sequence[float]],
                    score: float, image_width: int, image_height: int, latency: float):
-    from siam_tracker_msgs.msg import TrackedObject
+    from siam_tracker_ros.msg import TrackedObject
     msg = TrackedObject()
     msg.header = header
     msg.target_id = int(target_id)
@@ -42,7 +42,7 @@ def tracked_object(header, target_id: int, state: TrackState, box: Optional[Sequ
 
 
 def confidence_map(header, target_id: int, conf: np.ndarray, region: Sequence[float]):
-    from siam_tracker_msgs.msg import ConfidenceMap
+    from siam_tracker_ros.msg import ConfidenceMap
     msg = ConfidenceMap()
     msg.header = header
     msg.target_id = int(target_id)

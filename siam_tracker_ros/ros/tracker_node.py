@@ -44,7 +44,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
-from siam_tracker_msgs.msg import ConfidenceMap, TargetInit, TrackedObject, TrackedObjectArray
+from siam_tracker_ros.msg import ConfidenceMap, TargetInit, TrackedObject, TrackedObjectArray
 from std_msgs.msg import UInt32
 from std_srvs.srv import Trigger
 
