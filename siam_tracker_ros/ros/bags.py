@@ -26,7 +26,6 @@ import glob
 import gzip
 import os
 import shutil
-import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,11 +34,11 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..core.package_files import share_dirs
 from .image_conversion import pack_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 STORAGE = ("sqlite3", "mcap")
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
@@ -55,8 +54,8 @@ STATE_IDLE, STATE_TRACKING, STATE_LOST = 0, 1, 2     # TrackedObject.STATE_*
 
 
 def msg_dirs():
-    return [d for d in (os.path.join(REPO_ROOT, "msg"),
-                        os.path.join(sys.prefix, "share", "siam_tracker_ros", "msg")) if os.path.isdir(d)]
+    """msg/ of the package's data folders (the checkout, else share/siam_tracker_ros/msg)."""
+    return [d for d in (os.path.join(share, "msg") for share in share_dirs()) if os.path.isdir(d)]
 
 
 def typestore():

@@ -17,15 +17,17 @@ import threading
 import time
 from typing import Dict, List, Optional, Sequence
 
+from ..core.package_files import find_share_file
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Domain IDs whose ports avoid Linux's ephemeral range (as env.sh picks them).
 DOMAIN_IDS = list(range(1, 102)) + list(range(215, 233))
 
 
 def share_file(*parts: str) -> str:
-    """A file of the package's share folder: the source checkout's, else the installed one."""
-    here = os.path.join(REPO_ROOT, *parts)
-    return here if os.path.isfile(here) else os.path.join(sys.prefix, "share", "siam_tracker_ros", *parts)
+    """A file of the package's data folders (the checkout it runs from, else its install's
+    share/siam_tracker_ros: core/package_files.py); the checkout's path when none has it."""
+    return find_share_file(*parts) or os.path.join(REPO_ROOT, *parts)
 
 
 def fresh_domain_id(avoid: Optional[str] = None) -> int:
