@@ -50,6 +50,13 @@ GROUNDTRUTH_TOPIC = "/groundtruth"
 INIT_TOPIC = "/siam_tracker/init"
 RESULTS_TOPIC = "/siam_tracker/tracked_object"
 DEFAULT_START_NS = 1_700_000_000_000_000_000
+# rosbag2 metadata version of the bags written here. 8, not rosbags' latest 9: version 9
+# stores each topic's offered_qos_profiles as a YAML list, while Humble's rosbag2 reads that
+# field as a string for every version >= 4 (rosbag2_storage yaml.hpp) and fails on a list;
+# version 8 stores the string (QoS policies as integers, which Humble's QoS decoder reads) and
+# every reader since Humble parses it (newer ones choose the form by the version number).
+# rosbags writes nothing older than 8.
+METADATA_VERSION = 8
 STATE_IDLE, STATE_TRACKING, STATE_LOST = 0, 1, 2     # TrackedObject.STATE_*
 
 
@@ -184,7 +191,7 @@ def new_writer(path: str, storage: str = "sqlite3", overwrite: bool = False):
             raise ValueError(f"{path} exists (use --overwrite)")
         shutil.rmtree(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return Writer(path, version=9, storage_plugin=_storage_plugin(storage))
+    return Writer(path, version=METADATA_VERSION, storage_plugin=_storage_plugin(storage))
 
 
 def _header(store, stamp_ns: int, frame_id: str):
