@@ -53,13 +53,15 @@ if [ -n "${RMW_IMPLEMENTATION:-}" ] && [ "$RMW_IMPLEMENTATION" != "rmw_fastrtps_
 fi
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 
-# Discovery stays on this machine, on a domain of its own per shell, so that
-# parallel runs (tests, CI, other users) do not see each other.
+# Discovery stays on this machine, on one domain per checkout: every terminal that sources
+# this file in the same checkout gets the same ROS_DOMAIN_ID (so a second shell sees the
+# node of the first), another checkout most likely another one. A ROS_DOMAIN_ID set before
+# sourcing is kept (your robot's). The tests pick fresh domains of their own.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 if [ -z "${ROS_DOMAIN_ID:-}" ]; then
-    # Domain IDs whose ports avoid Linux's ephemeral range: 1-101, 215-232.
-    _siam_r=$(od -An -N2 -tu2 /dev/urandom 2>/dev/null | tr -d ' ')
-    _siam_r=$(( ${_siam_r:-$$} % 119 ))
+    # Domain IDs whose ports avoid Linux's ephemeral range: 1-101, 215-232 (119 of them).
+    _siam_r=$(printf '%s' "$_siam_root" | cksum | cut -d' ' -f1)
+    _siam_r=$(( _siam_r % 119 ))
     if [ "$_siam_r" -lt 101 ]; then ROS_DOMAIN_ID=$(( _siam_r + 1 )); else ROS_DOMAIN_ID=$(( _siam_r - 101 + 215 )); fi
     unset _siam_r
 fi

@@ -14,7 +14,7 @@
 
 The ROS variables that ``env.sh`` sets are given defaults here too (when
 unset), so a bare ``pytest`` run is isolated as well: discovery on localhost,
-a random domain ID per session, logs under log/ros, the Fast DDS profile.
+a random domain ID per session (not the shell's), logs under log/ros, the Fast DDS profile.
 """
 from __future__ import annotations
 
@@ -31,10 +31,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def _ros_defaults() -> None:
     env = os.environ
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    if not env.get("ROS_DOMAIN_ID"):
-        # Domain IDs whose ports avoid Linux's ephemeral range: 1-101, 215-232.
-        env["ROS_DOMAIN_ID"] = str(random.SystemRandom().choice(
-            list(range(1, 102)) + list(range(215, 233))))
+    # A domain of the session's own (SIAM_TEST_ROS_DOMAIN_ID to choose it), never the shell's:
+    # env.sh gives every terminal of a checkout the same domain, where the user's node may run.
+    # Domain IDs whose ports avoid Linux's ephemeral range: 1-101, 215-232.
+    env["ROS_DOMAIN_ID"] = env.get("SIAM_TEST_ROS_DOMAIN_ID") or str(random.SystemRandom().choice(
+        list(range(1, 102)) + list(range(215, 233))))
     env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"  # the only RMW in the wheels
     env.setdefault("ROS_LOG_DIR", str(REPO_ROOT / "log" / "ros"))
     env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_profile.xml"))
