@@ -64,3 +64,14 @@ def find_share_file(*parts: str) -> Optional[str]:
         if os.path.exists(path):
             return path
     return None
+
+
+def shared_dirs() -> List[str]:
+    """Where the project's shared data folder (data/sequences, weights/...) may be:
+    $SIAM_SHARED_DIR alone when it is set (an empty folder there = no shared data), else
+    `shared/` beside the source checkout this package runs from and beside the working
+    directory's parent (`../shared`)."""
+    if os.environ.get("SIAM_SHARED_DIR"):
+        return [os.environ["SIAM_SHARED_DIR"]]
+    found = [os.path.join(os.path.dirname(PACKAGE_DIR), "..", "shared"), os.path.join(os.getcwd(), "..", "shared")]
+    return list(dict.fromkeys(os.path.normpath(p) for p in found))
