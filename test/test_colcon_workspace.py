@@ -239,10 +239,11 @@ def test_installed_node_tracks_real_frames(workspace, tmp_path):
 
 
 def test_colcon_test_runs_the_pytest_suite(workspace):
-    """`colcon test` runs pytest against the install; PYTEST_ADDOPTS narrows it to the
-    interface tests here (the whole suite is what `make test` runs)."""
+    """`colcon test` runs pytest against the install; PYTEST_ADDOPTS narrows it here to the
+    interface and packaging tests (the whole suite is what `make test` runs), among them
+    test_packaging's check that the package under test is the installed one."""
     w = workspace
-    env = dict(w.env, PYTEST_ADDOPTS="-k test_interfaces -p no:cacheprovider")
+    env = dict(w.env, PYTEST_ADDOPTS="-k \"test_interfaces or test_packaging\" -p no:cacheprovider")
     started = time.monotonic()
     w.run("colcon test --ctest-args --output-on-failure", timeout=900, env=env)
     result = w.run("colcon test-result --all --verbose", timeout=60, check=False)
@@ -253,3 +254,8 @@ def test_colcon_test_runs_the_pytest_suite(workspace):
     total, errors, failures, skipped = map(int, summary.groups())
     assert total > 0 and errors == 0 and failures == 0 and skipped < total, summary.group(0)
     assert result.returncode == 0, result.stdout
+    import xml.etree.ElementTree as ET
+    (xunit,) = (w.ws / "build" / PACKAGE / "test_results" / PACKAGE).glob("*.xunit.xml")
+    cases = {c.get("name"): c for c in ET.parse(xunit).getroot().iter("testcase")}
+    case = cases["test_colcon_test_runs_against_the_install"]
+    assert not list(case), f"not run as a plain pass: {[child.tag for child in case]}"
