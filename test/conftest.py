@@ -3,6 +3,9 @@
 - ``repo_root``, ``shared_dir``, ``sequences_dir``: paths; the shared data sit in
   ``../shared`` beside the repository (``SIAM_SHARED_DIR`` overrides). A test
   that needs them is skipped, with the path it looked at, when they are absent.
+- ``@pytest.mark.shared_fallback``: the test runs with stand-in data when ../shared is
+  absent (added to every test of a module that uses ``ros_node_fixtures.load_clip``);
+  `.ci/run` runs them a second time with SIAM_SHARED_DIR pointing at an empty folder.
 - ``@pytest.mark.ros_env`` (or the ``ros_env`` fixture): the test needs rclpy and
   the generated ``siam_tracker_ros``; it is skipped with the import error when
   either is missing (a core-only ``pip install .``). ``make test`` / CI build
@@ -75,6 +78,10 @@ def _require_ros() -> bool:
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "ros_env: needs rclpy and the generated siam_tracker_ros (skipped when missing)")
+    config.addinivalue_line(
+        "markers", "shared_fallback: uses stand-in data when ../shared is absent (set on the tests of "
+                   "modules that use ros_node_fixtures.load_clip, and by hand); .ci/run runs these once "
+                   "more with SIAM_SHARED_DIR pointing at an empty folder")
     # lark (a rosidl dependency, imported by rclpy) still imports sre_parse.
     config.addinivalue_line("filterwarnings", "ignore:module 'sre_parse' is deprecated:DeprecationWarning")
     config.addinivalue_line("filterwarnings", "ignore:module 'sre_constants' is deprecated:DeprecationWarning")
@@ -86,6 +93,16 @@ def _check_ros():
         if _require_ros():
             pytest.fail(f"SIAM_REQUIRE_ROS is set but {reason}", pytrace=False)
         pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(config, items):
+    # A test module that takes its frames from load_clip runs on the shared clip or, without
+    # ../shared, on its synthetic stand-in: those tests have a fallback.
+    import ros_node_fixtures
+    for item in items:
+        module = getattr(item, "module", None)
+        if getattr(module, "load_clip", None) is ros_node_fixtures.load_clip:
+            item.add_marker(pytest.mark.shared_fallback)
 
 
 def pytest_runtest_setup(item):

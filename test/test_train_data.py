@@ -463,6 +463,7 @@ def _moving_square_clip(seed: int, frames: int = 12):
     return out, np.array(truth, float)
 
 
+@pytest.mark.shared_fallback
 @pytest.mark.parametrize("peer", ["csrt", "nanotrack_v2"])
 def test_peer_pseudo_labels_on_moving_squares(peer):
     """Each real peer (both, not just the one make_peer_tracker picks on this machine) on 5
