@@ -111,3 +111,21 @@ def test_colcon_test_runs_against_the_install():
     import siam_tracker_ros
     assert package_files.checkout_root() is None, f"testing the source tree {siam_tracker_ros.__file__}"
     assert package_files.install_share_dir(), siam_tracker_ros.__file__
+
+
+def test_env_sh_gives_every_terminal_of_a_checkout_one_domain(tmp_path):
+    """Shells that source env.sh in this checkout, from any working directory, get the same
+    ROS_DOMAIN_ID (they see each other's nodes); one set beforehand is kept."""
+    import subprocess
+    if not os.path.isfile(os.path.join(ROOT, ".venv", "bin", "activate")):
+        pytest.skip("no .venv in this checkout (env.sh needs it): run `make env`")
+    env = {k: v for k, v in os.environ.items() if k not in ("ROS_DOMAIN_ID", "SIAM_TRACKER_ROOT")}
+
+    def domain(cwd, **extra):
+        out = subprocess.run(["bash", "-c", f". '{ROOT}/env.sh' >/dev/null && echo $ROS_DOMAIN_ID"],
+                             env={**env, **extra}, capture_output=True, text=True, check=True, cwd=cwd)
+        return out.stdout.strip()
+    first = domain(ROOT)
+    assert first.isdigit() and (1 <= int(first) <= 101 or 215 <= int(first) <= 232), first
+    assert domain(ROOT) == first and domain(tmp_path) == first
+    assert domain(ROOT, ROS_DOMAIN_ID="42") == "42"
