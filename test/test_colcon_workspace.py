@@ -3,10 +3,8 @@
 and `colcon test`.
 
 The "ROS install" here is this venv (the ROS wheels, as /opt/ros/<distro> on a robot). The
-build and the node run with a Python that sees the venv's packages but not the venv's
-editable install of this checkout: a venv of its own whose site-packages names the main
-venv's site-packages in a .pth. Python only processes .pth files of site directories, so the
-editable install's .pth (which puts the checkout on sys.path) is never read there.
+build and the node run with a Python that sees the venv's packages but not the checkout
+(isolated_python.py).
 No install takes place: building the package is the cost (about 40 s on 2 cores).
 """
 import os
@@ -14,14 +12,14 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ros_node_fixtures import reliable_qos, wait_until
+from isolated_python import isolated_python, ros_library_path
+from ros_node_fixtures import reliable_qos
 
 pytestmark = [
     pytest.mark.ros_env,
@@ -59,24 +57,6 @@ def _source_files(root: Path):
             if p.is_file() and not skip & set(p.relative_to(root).parts)]
 
 
-def _view_python(folder: Path) -> Path:
-    """A venv whose Python sees the main venv's packages through a .pth (not its .pth files)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
-    python = folder / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
-    main = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    Path(site, "ros_install.pth").write_text("\n".join(sorted(main)) + "\n")
-    return python
-
-
-def _ros_library_path() -> str:
-    """What the ROS wheels' bootstrap puts on LD_LIBRARY_PATH (it runs from a .pth)."""
-    site = Path(sysconfig.get_paths()["purelib"])
-    parts = [str(Path(sys.prefix) / "lib")] + [str(p) for p in sorted(site.glob("ros_*.libs"))]
-    return os.pathsep.join(parts + [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p])
-
-
 class Workspace:
     def __init__(self, base: Path):
         self.base = base
@@ -84,7 +64,7 @@ class Workspace:
         self.src = self.ws / "src" / PACKAGE
         self.install = self.ws / "install"
         self.prefix = self.install / PACKAGE
-        self.python = _view_python(base / "python")
+        self.python = isolated_python(base / "python")
         env = {k: v for k, v in os.environ.items()
                if k not in ("PYTHONPATH", "COLCON_PREFIX_PATH", "SIAM_TRACKER_CONFIG_DIR", "PYTHONHOME")}
         env.update({
@@ -93,7 +73,7 @@ class Workspace:
                                      env.get("PATH", "")]),
             # the ROS install = the main venv's prefix
             "AMENT_PREFIX_PATH": sys.prefix, "CMAKE_PREFIX_PATH": sys.prefix,
-            "LD_LIBRARY_PATH": _ros_library_path(), "_ROS_WHEELS_BOOTSTRAP_COMPLETE": "1",
+            "LD_LIBRARY_PATH": ros_library_path(), "_ROS_WHEELS_BOOTSTRAP_COMPLETE": "1",
             "OMP_NUM_THREADS": "1",
         })
         self.env = env

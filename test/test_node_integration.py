@@ -29,10 +29,32 @@ def clip():
     return c
 
 
+def warm_up(node, clip):
+    """The image subscription is best effort: a sample sent right after discovery can be
+    dropped (the node's reader may not have matched our writer yet; more often on a loaded
+    machine). Frames 10 s older than the test's go out until the node answers one, then what
+    it answered is forgotten, so the test starts on a working data path."""
+    c = node.client
+    stamp = T0 - 10_000_000_000
+    for _ in range(20):
+        c.publish_frame(clip.frames[0], stamp)
+        if c.wait_for(lambda: c.objects_for(stamp), 1.0):
+            break
+        stamp += DT
+    else:
+        pytest.fail(f"the node answered none of 20 frames\n{node.proc.output}")
+    time.sleep(0.3)
+    with c._cond:
+        for received in (c.objects, c.maps, c.debug_images):
+            received.clear()
+        c.published.clear()
+
+
 @pytest.fixture
-def node(tmp_path):
+def node(tmp_path, clip):
     n = NodeUnderTest(tmp_path / "ros_log", debug_images=True)
     try:
+        warm_up(n, clip)
         yield n
     finally:
         code = n.close(signal.SIGINT)

@@ -23,7 +23,7 @@ PROVIDED_BY = {
 }
 # Optional, imported only on their own paths, not declared (package.xml says why).
 OPTIONAL = {"onnx", "onnxruntime", "onnxscript"}
-OWN = {"siam_tracker_ros", "ros_node_fixtures", "toy_training", "siamban_reference", "conftest",
+OWN = {"siam_tracker_ros", "ros_node_fixtures", "toy_training", "siamban_reference", "conftest", "isolated_python",
        "test_train_data"}
 
 
@@ -129,3 +129,32 @@ def test_env_sh_gives_every_terminal_of_a_checkout_one_domain(tmp_path):
     assert first.isdigit() and (1 <= int(first) <= 101 or 215 <= int(first) <= 232), first
     assert domain(ROOT) == first and domain(tmp_path) == first
     assert domain(ROOT, ROS_DOMAIN_ID="42") == "42"
+
+
+def test_pip_install_of_the_core_finds_its_files(tmp_path):
+    """`pip install .` (no ROS): the core and its data files from the install prefix, with a
+    Python that does not see this checkout; the shipped model loads with its weights."""
+    import subprocess
+    from isolated_python import isolated_python
+    prefix = tmp_path / "prefix"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--prefix", str(prefix), ROOT], check=True, capture_output=True, cwd=tmp_path)
+    python = isolated_python(tmp_path / "python")
+    (site,) = prefix.glob("lib/python3*/site-packages")
+    probe = """
+import json, siam_tracker_ros
+from siam_tracker_ros.core.models import registry
+tracker = registry.build_tracker("default", device="cpu")
+print(json.dumps({"package": siam_tracker_ros.__file__, "config_dirs": registry.config_dirs(),
+                  "models": registry.available_models(), "weights": tracker.config.get("_weights")}))
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AMENT_PREFIX_PATH")}
+    out = subprocess.run([str(python), "-c", probe], env={**env, "PYTHONPATH": str(site)}, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    import json
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["package"].startswith(str(prefix))
+    assert seen["config_dirs"] == [str(prefix / "share" / "siam_tracker_ros" / "config" / "models")]
+    assert "default" in seen["models"]
+    assert seen["weights"] and seen["weights"].startswith(str(prefix)), seen["weights"]
