@@ -137,8 +137,11 @@ def test_pip_install_of_the_core_finds_its_files(tmp_path):
     import subprocess
     from isolated_python import isolated_python
     prefix = tmp_path / "prefix"
+    # --ignore-installed: with --prefix alone pip would first uninstall the checkout's own
+    # (editable) install from this venv
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--prefix", str(prefix), ROOT], check=True, capture_output=True, cwd=tmp_path)
+                    "--ignore-installed", "--prefix", str(prefix), ROOT], check=True, capture_output=True,
+                   cwd=tmp_path)
     python = isolated_python(tmp_path / "python")
     (site,) = prefix.glob("lib/python3*/site-packages")
     probe = """
