@@ -72,6 +72,11 @@ class Ros2:
         self.client = client
         self.node = client.node
         self.done = []
+        self.subscriptions = []
+
+    def close(self):
+        for sub in self.subscriptions:
+            self.node.destroy_subscription(sub)
 
     def _call(self, srv_type, name, request):
         cli = self.node.create_client(srv_type, name)
@@ -124,6 +129,7 @@ class Ros2:
             (type_name,) = dict(self.node.get_topic_names_and_types())[topic]
             received = []
             sub = self.node.create_subscription(interface(type_name), topic, received.append, 10)
+            self.subscriptions.append(sub)
             assert wait_until(lambda: sub.get_publisher_count() > 0, TIMEOUT), topic
             result = received
         else:
@@ -152,12 +158,12 @@ def clip():
 class Frames:
     """Publishes the clip's frames one by one; each call returns the node's results for it."""
 
-    def __init__(self, node, clip):
-        self.node, self.clip, self.i = node, clip, 0
+    def __init__(self, node, clip, start=T0):
+        self.node, self.clip, self.i, self.start = node, clip, 0, start
 
     def next(self):
         c = self.node.client
-        stamp = T0 + self.i * DT
+        stamp = self.start + self.i * DT
         c.publish_frame(self.clip.frames[self.i % len(self.clip.frames)], stamp)
         self.i += 1
         assert c.wait_for(lambda: c.objects_for(stamp), TIMEOUT), self.node.proc.output
@@ -170,10 +176,10 @@ def _env_for(node):
     return ros_environment(node.domain)
 
 
-def _check_plain_node(node, clip, do_init, do_get, do_set, do_remove, do_reset, do_echo):
+def _check_plain_node(node, clip, start, do_init, do_get, do_set, do_remove, do_reset, do_echo):
     """The plain node's sequence; each do_* performs one README line and returns what it got."""
     from siam_tracker_ros.core.tracking.base import TrackState
-    frames = Frames(node, clip)
+    frames = Frames(node, clip, start)
     frames.next()
     echoed = do_echo()
     got = frames.next()
@@ -201,27 +207,32 @@ def _check_plain_node(node, clip, do_init, do_get, do_set, do_remove, do_reset, 
     assert list(got) == [0] and got[0].state == TrackState.IDLE
 
 
-def _check_lifecycle_node(node, clip, do_configure, do_activate, do_get):
+def _check_lifecycle_node(node, clip, start, do_configure, do_activate, do_get):
     assert do_get() == "unconfigured"
     do_configure()
     assert do_get() == "inactive"
     do_activate()
     assert do_get() == "active"
     assert node.client.wait_ready(TIMEOUT, node_alive=lambda: node.proc.proc.poll() is None), node.proc.output
-    frames = Frames(node, clip)
+    frames = Frames(node, clip, start)
     assert list(frames.next()) == [0]                          # active: it answers frames
 
 
-@pytest.fixture
-def plain_node(tmp_path):
-    node = NodeUnderTest(tmp_path / "ros_log", extra_args=RELIABLE_ARGS, image_qos=reliable_qos())
+# One node of each kind for the module: the ros2 lines run first, then the state they left is
+# undone (max_targets back to the file's value, the lifecycle node back to unconfigured) and
+# the siam-ctl lines run on the same node, on later frame stamps.
+@pytest.fixture(scope="module")
+def plain_node(tmp_path_factory):
+    node = NodeUnderTest(tmp_path_factory.mktemp("plain") / "ros_log", extra_args=RELIABLE_ARGS,
+                         image_qos=reliable_qos())
     yield node
     assert node.close() == 0, node.proc.output
 
 
-@pytest.fixture
-def lifecycle_node(tmp_path):
-    node = NodeUnderTest(tmp_path / "ros_log", extra_args=RELIABLE_ARGS, image_qos=reliable_qos(), lifecycle=True)
+@pytest.fixture(scope="module")
+def lifecycle_node(tmp_path_factory):
+    node = NodeUnderTest(tmp_path_factory.mktemp("lifecycle") / "ros_log", extra_args=RELIABLE_ARGS,
+                         image_qos=reliable_qos(), lifecycle=True)
     yield node
     assert node.close() == 0, node.proc.output
 
@@ -263,8 +274,12 @@ def test_readme_ros2_commands_on_the_plain_node(plain_node, clip):
         received = ros2.run(echo)
         return lambda: wait_until(lambda: len(received) > 0, TIMEOUT)
 
-    _check_plain_node(plain_node, clip, lambda: ros2.run(init), get_value, set_value, lambda: ros2.run(remove),
-                      do_reset, do_echo)
+    try:
+        _check_plain_node(plain_node, clip, T0, lambda: ros2.run(init), get_value, set_value,
+                          lambda: ros2.run(remove), do_reset, do_echo)
+    finally:   # undo for the siam-ctl lines
+        ros2.close()
+        ros2.run(["ros2", "param", "set", "/siam_tracker", "max_targets", "8"])
     box = [v for k, v in yaml.safe_load(init[-1]).items() if k != "target_id"]
     assert box == [120.0, 80.0, 40.0, 60.0]
 
@@ -281,17 +296,18 @@ def test_readme_siam_ctl_commands_on_the_plain_node(plain_node, clip):
     echo_out = []
 
     def do_echo():
+        count = lambda: plain_node.client.node.count_subscribers("/siam_tracker/tracked_object")  # noqa: E731
+        assert wait_until(lambda: count() == 1, TIMEOUT), "a subscriber besides the client's is left"
         proc = subprocess.Popen(siam_ctl_command() + echo[1:], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         echo_out.append(proc)
         # its subscription matched the node's publisher (ours is the other one)
-        assert wait_until(lambda: plain_node.client.node.count_subscribers("/siam_tracker/tracked_object") >= 2,
-                          TIMEOUT), "siam-ctl echo did not subscribe"
+        assert wait_until(lambda: count() >= 2, TIMEOUT), "siam-ctl echo did not subscribe"
         return lambda: True
 
-    _check_plain_node(plain_node, clip, lambda: siam_ctl(init, env), lambda: int(siam_ctl(get, env)),
-                      lambda: siam_ctl(set_, env), lambda: siam_ctl(remove, env), lambda: siam_ctl(reset, env),
-                      do_echo)
+    _check_plain_node(plain_node, clip, T0 + 1000 * DT, lambda: siam_ctl(init, env),
+                      lambda: int(siam_ctl(get, env)), lambda: siam_ctl(set_, env), lambda: siam_ctl(remove, env),
+                      lambda: siam_ctl(reset, env), do_echo)
     # `siam-ctl echo --count 5` printed five of the node's messages and ended
     out, _ = echo_out[0].communicate(timeout=TIMEOUT)
     assert echo_out[0].returncode == 0 and len(re.findall(r"^stamp \d+ target \d+ state", out, re.M)) == 5, out
@@ -302,8 +318,12 @@ def test_readme_lifecycle_commands(lifecycle_node, clip):
     configure, activate = ros2_lines("lifecycle", "set")
     assert (configure[-1], activate[-1]) == ("configure", "activate")
     (get,) = ros2_lines("lifecycle", "get")
-    _check_lifecycle_node(lifecycle_node, clip, lambda: ros2.run(configure), lambda: ros2.run(activate),
-                          lambda: ros2.run(get).label)
+    try:
+        _check_lifecycle_node(lifecycle_node, clip, T0, lambda: ros2.run(configure), lambda: ros2.run(activate),
+                              lambda: ros2.run(get).label)
+    finally:   # back to unconfigured for the siam-ctl lines
+        for transition in ("deactivate", "cleanup"):
+            ros2.run(["ros2", "lifecycle", "set", "/siam_tracker", transition])
 
 
 def test_readme_siam_ctl_lifecycle_commands(lifecycle_node, clip):
@@ -311,5 +331,6 @@ def test_readme_siam_ctl_lifecycle_commands(lifecycle_node, clip):
     lines = [w for w in readme_commands("siam-ctl") if w[1] == "lifecycle"]
     configure, activate, get = lines
     assert configure[2:] == ["configure"] and activate[2:] == ["activate"] and get[2:] == []
-    _check_lifecycle_node(lifecycle_node, clip, lambda: siam_ctl(configure, env), lambda: siam_ctl(activate, env),
+    _check_lifecycle_node(lifecycle_node, clip, T0 + 1000 * DT, lambda: siam_ctl(configure, env),
+                          lambda: siam_ctl(activate, env),
                           lambda: siam_ctl(get, env).split()[0])
