@@ -342,6 +342,9 @@ class CompressedHeader:
 
 @dataclass(frozen=True)
 class DecodedImage:
+    """A decoded compressed frame and what the decoder complained about: libjpeg
+    decodes many damaged frames with a warning, and the caller decides whether to
+    count or log it (throttled) instead of the library printing it per frame."""
     image: np.ndarray               # HxWx3 uint8 BGR
     header: CompressedHeader
     decoder_messages: tuple         # what libjpeg / libpng wrote to stderr while decoding (str lines)
