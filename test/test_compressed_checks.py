@@ -11,10 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from siam_tracker_ros.ros import image_conversion as ic
-from siam_tracker_ros.ros.image_conversion import (COMPRESSED_DEPTH_HEADER, ImageConversionError,
-                                                   check_compressed_msg, compressed_msg_to_bgr,
-                                                   decode_compressed, read_compressed_header)
+from siam_tracker_ros.ros import compressed_image as ci
+from siam_tracker_ros.ros.compressed_image import (COMPRESSED_DEPTH_HEADER, check_compressed_msg,
+                                                   compressed_msg_to_bgr, decode_compressed,
+                                                   read_compressed_header)
+from siam_tracker_ros.ros.image_conversion import ImageConversionError
 
 RNG = np.random.default_rng(151)
 
@@ -301,7 +302,7 @@ def test_other_threads_lines_written_during_a_decode_are_kept(capfd, monkeypatch
         os.write(2, b"[INFO] [1.0] [tracker]: a line from another thread\n")
         return real(data, flags)
 
-    monkeypatch.setattr(ic.cv2, "imdecode", noisy_imdecode)
+    monkeypatch.setattr(ci.cv2, "imdecode", noisy_imdecode)
     decoded = decode_compressed(msg(encode(smooth(8, 8), ".jpg")))
     err = capfd.readouterr().err
     assert "a line from another thread" in err and "Corrupt JPEG" not in err
@@ -313,7 +314,7 @@ def test_stderr_is_restored_when_the_decoder_raises(capfd, monkeypatch):
         os.write(2, b"libpng error: something\n")
         raise cv2.error("boom")
 
-    monkeypatch.setattr(ic.cv2, "imdecode", failing_imdecode)
+    monkeypatch.setattr(ci.cv2, "imdecode", failing_imdecode)
     with pytest.raises(ImageConversionError, match="cannot decode the 8x8 png: boom"):
         decode_compressed(msg(encode(smooth(8, 8), ".png"), "png"))
     os.write(2, b"still here\n")
