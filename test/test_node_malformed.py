@@ -66,7 +66,7 @@ def test_malformed_input_is_logged_and_survived(tmp_path):
         # answered. Errors are throttled per kind (ERROR_THROTTLE_S): the alternation and a
         # short pause keep two errors of one kind far enough apart to be logged.
         bad_inputs = [
-            (raw_image(0, w, h, encoding="yuv422", step=w * 2), r"image skipped: unsupported encoding 'yuv422'"),
+            (raw_image(0, w, h, encoding="8UC2", step=w * 2), r"image skipped: unsupported encoding '8UC2'"),
             ([50, 50, 0, 20], r"init ignored: box width and height must be positive"),
             (raw_image(0, w, h, nbytes=h * w * 3 - 1), r"image skipped: .*fewer than height \* step"),
             ([w + 10, 10, 20, 20], r"init ignored: .*outside"),

@@ -172,7 +172,8 @@ def compressed_message(store, image: np.ndarray, stamp_ns: int, frame_id: str, c
 
 def decode_image(msg) -> np.ndarray:
     """BGR pixels of a (rosbags or rclpy) sensor_msgs/Image or CompressedImage."""
-    from .image_conversion import compressed_msg_to_bgr, image_msg_to_bgr
+    from .compressed_image import compressed_msg_to_bgr
+    from .image_conversion import image_msg_to_bgr
     return compressed_msg_to_bgr(msg) if hasattr(msg, "format") else image_msg_to_bgr(msg)
 
 

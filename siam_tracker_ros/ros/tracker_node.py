@@ -52,8 +52,8 @@ from ..core import geometry
 from ..core.tracking.base import TrackState
 from . import health as health_mod
 from . import messages, params, targets as targets_mod
-from .image_conversion import (ImageConversionError, compressed_msg_to_bgr, image_msg_to_bgr,
-                               numpy_to_image_msg)
+from .compressed_image import compressed_msg_to_bgr
+from .image_conversion import ImageConversionError, image_msg_to_bgr, numpy_to_image_msg
 
 ERROR_THROTTLE_S = 1.0   # s between two log lines of one kind of error
 INIT_FLOOD_RATE = 20     # init messages per second above which /diagnostics reports an init flood
