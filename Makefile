@@ -1,6 +1,6 @@
 # siam_tracker_ros — the two commands:
 #   make test    # creates/updates .venv (pinned requirements, ROS 2 wheels,
-#                # siam_tracker_msgs), then runs the test suite
+#                # the interfaces from msg/), then runs the test suite
 #   make demo    # same environment, then runs siam-demo
 # Afterwards `. ./env.sh` gives the same environment in your shell.
 #
@@ -22,7 +22,7 @@ help:
 env:
 	@PYTHON="$(PYTHON)" bash scripts/setup_env.sh all
 
-# Rebuild only the interfaces (after editing msg/*.msg).
+# Rebuild only the interfaces (after editing msg/, srv/, action/).
 msgs:
 	@bash scripts/setup_env.sh msgs
 

@@ -2,7 +2,7 @@
 # Source me from the repository root:  . ./env.sh
 # (bash, zsh or sh; `make test` / scripts/setup_env.sh create .venv first.)
 #
-# Activates .venv (Python, torch, ROS 2 wheels, the siam_tracker_msgs
+# Activates .venv (Python, torch, ROS 2 wheels, the siam_tracker_ros
 # interfaces, this package: tracker_node, siam-track, ... on PATH) and sets
 # the ROS 2 variables this project relies on. Variables you set before
 # sourcing are kept (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE, ROS_LOG_DIR,
@@ -32,7 +32,7 @@ if [ ! -f "$_siam_root/.venv/bin/activate" ]; then
     return 1 2>/dev/null || exit 1
 fi
 if [ ! -f "$_siam_root/.venv/.siam-stamps/msgs" ]; then
-    echo "env.sh: warning: the siam_tracker_msgs interfaces are not built yet: run 'make env'" >&2
+    echo "env.sh: warning: the siam_tracker_ros interfaces are not built yet: run 'make env'" >&2
 fi
 if [ -n "${ROS_DISTRO:-}" ] && [ "${ROS_DISTRO}" != "kilted" ]; then
     echo "env.sh: warning: a ROS 2 '$ROS_DISTRO' install is sourced in this shell; this venv brings its own ROS 2 (Kilted wheels): use a fresh shell" >&2
@@ -53,13 +53,15 @@ if [ -n "${RMW_IMPLEMENTATION:-}" ] && [ "$RMW_IMPLEMENTATION" != "rmw_fastrtps_
 fi
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 
-# Discovery stays on this machine, on a domain of its own per shell, so that
-# parallel runs (tests, CI, other users) do not see each other.
+# Discovery stays on this machine, on one domain per checkout: every terminal that sources
+# this file in the same checkout gets the same ROS_DOMAIN_ID (so a second shell sees the
+# node of the first), another checkout most likely another one. A ROS_DOMAIN_ID set before
+# sourcing is kept (your robot's). The tests pick fresh domains of their own.
 export ROS_AUTOMATIC_DISCOVERY_RANGE="${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 if [ -z "${ROS_DOMAIN_ID:-}" ]; then
-    # Domain IDs whose ports avoid Linux's ephemeral range: 1-101, 215-232.
-    _siam_r=$(od -An -N2 -tu2 /dev/urandom 2>/dev/null | tr -d ' ')
-    _siam_r=$(( ${_siam_r:-$$} % 119 ))
+    # Domain IDs whose ports avoid Linux's ephemeral range: 1-101, 215-232 (119 of them).
+    _siam_r=$(printf '%s' "$_siam_root" | cksum | cut -d' ' -f1)
+    _siam_r=$(( _siam_r % 119 ))
     if [ "$_siam_r" -lt 101 ]; then ROS_DOMAIN_ID=$(( _siam_r + 1 )); else ROS_DOMAIN_ID=$(( _siam_r - 101 + 215 )); fi
     unset _siam_r
 fi

@@ -1,6 +1,6 @@
-"""siam_tracker_ros: `pip install .` gives the core (no ROS needed); the ROS
-layer imports rclpy and the siam_tracker_msgs interfaces only when used."""
-import glob
+"""siam_tracker_ros: `pip install .` gives the core (no ROS needed) and the data files;
+the ROS layer imports rclpy and the interfaces (built by CMakeLists.txt with colcon:
+a ROS workspace, or `make env`) only when used. Executables: setup.cfg."""
 import os
 
 from setuptools import find_packages, setup
@@ -11,10 +11,13 @@ PACKAGE = "siam_tracker_ros"
 def data_files():
     files = [("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
              (f"share/{PACKAGE}", ["package.xml"])]
-    for folder in ("launch", "config", "config/models"):
-        found = [p for p in glob.glob(f"{folder}/*") if os.path.isfile(p)]
-        if found:
-            files.append((f"share/{PACKAGE}/{folder}", found))
+    # launch/ and config/ with every subfolder and msg/ (the bag tools read it), as the colcon
+    # build installs them
+    for top in ("launch", "config", "msg"):
+        for folder, _, names in sorted(os.walk(top)):
+            found = sorted(os.path.join(folder, n) for n in names if not n.endswith(".pyc"))
+            if found:
+                files.append((f"share/{PACKAGE}/{folder}", found))
     return files
 
 
@@ -30,16 +33,4 @@ setup(
     maintainer="siam_tracker_ros maintainers",
     description="Attention-based Siamese single-object trackers for ROS 2",
     license="Apache-2.0",
-    entry_points={
-        "console_scripts": [
-            "tracker_node = siam_tracker_ros.ros.tracker_node:main",
-            "siam-track = siam_tracker_ros.cli.track:main",
-            "siam-eval = siam_tracker_ros.cli.eval:main",
-            "siam-bench = siam_tracker_ros.cli.bench:main",
-            "siam-train = siam_tracker_ros.cli.train:main",
-            "siam-bag = siam_tracker_ros.cli.bag:main",
-            "siam-demo = siam_tracker_ros.cli.demo:main",
-            "siam-export = siam_tracker_ros.cli.export:main",
-        ],
-    },
 )

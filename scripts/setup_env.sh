@@ -4,11 +4,16 @@
 #   2. the pinned requirements (requirements.txt, requirements-ros.txt,
 #      requirements-dev.txt): torch, numpy, OpenCV, ROS 2 (rclpy and message
 #      wheels), the interface build tools, pytest;
-#   3. this package, editable (`pip install --no-deps -e .`: never touches torch);
-#   4. the siam_tracker_msgs interfaces (ros_interfaces/siam_tracker_msgs, built
-#      from the top-level msg/*.msg) with colcon against the ROS wheels,
-#      installed into the venv itself, so `import siam_tracker_msgs.msg` works
-#      from the venv's Python without further setup.
+#   3. this package, editable (`pip install --no-deps -e .`: never touches torch;
+#      editable_mode=compat: the checkout folder goes on sys.path, see step 4);
+#   4. the interfaces (msg/, srv/, action/: `siam_tracker_ros.msg`), built by this
+#      repository's own CMakeLists.txt with colcon against the ROS wheels, with
+#      SIAM_TRACKER_INSTALL_PYTHON_PACKAGE=OFF (pip owns the Python package), and
+#      every test-only interface package under test/ros_packages/; all installed
+#      into the venv itself, so `import siam_tracker_ros.msg` works from the venv's
+#      Python without further setup. The generated code lands in
+#      site-packages/siam_tracker_ros/ without its __init__.py: a portion that the
+#      checkout's siam_tracker_ros/__init__.py adds to its __path__ (pkgutil).
 # Each step leaves a stamp (a hash of its inputs) in .venv/.siam-stamps and is
 # skipped while its inputs are unchanged: a re-run takes about a second.
 #
@@ -24,7 +29,7 @@ PYTHON=${PYTHON:-python3}
 STAMPS=$VENV/.siam-stamps
 BUILD=$ROOT/build
 REQ_FILES=("$ROOT/requirements.txt" "$ROOT/requirements-ros.txt" "$ROOT/requirements-dev.txt")
-MSGS_PKG=$ROOT/ros_interfaces/siam_tracker_msgs
+TEST_PACKAGES=$ROOT/test/ros_packages   # test-only interface packages (one folder each)
 STEP=${1:-all}
 
 log() { printf '[setup_env] %s\n' "$*" >&2; }
@@ -134,8 +139,12 @@ step_package() {
     if stamp_ok package "$key" && [ -x "$VENV/bin/siam-track" ]; then return 0; fi
     log "installing siam_tracker_ros (editable, no dependencies)"
     # --no-build-isolation: use the venv's pinned setuptools, no download.
-    pip_run install --quiet --no-deps --no-build-isolation -e "$ROOT" >/dev/null 2>&1 \
-        || pip_run install --no-deps --no-build-isolation -e "$ROOT" >&2 \
+    # editable_mode=compat: the checkout goes on sys.path (a .pth), where the import
+    # system finds it as the regular package `siam_tracker_ros` ahead of the generated
+    # interface code (a portion without __init__.py). The default mode's import hook
+    # runs after the path search, which would end at that portion.
+    local args=(install --no-deps --no-build-isolation --config-settings editable_mode=compat -e "$ROOT")
+    pip_run "${args[@]}" --quiet >/dev/null 2>&1 || pip_run "${args[@]}" >&2 \
         || die "pip install -e . failed"
     stamp_write package "$key"
 }
@@ -163,20 +172,48 @@ fix_cmake_paths() {
 }
 
 msgs_importable() {
-    (cd /tmp && "$VENV/bin/python" -c 'import siam_tracker_msgs.msg as m; m.TrackedObject(); m.ConfidenceMap()') >/dev/null 2>&1
+    # The interfaces import, and `siam_tracker_ros` itself is this checkout's package.
+    (cd /tmp && "$VENV/bin/python" - "$ROOT" <<'EOF'
+import os, sys
+import siam_tracker_ros, siam_tracker_ros.msg as m
+m.TrackedObject(); m.ConfidenceMap()
+package = os.path.dirname(os.path.realpath(siam_tracker_ros.__file__))
+sys.exit(0 if package == os.path.join(os.path.realpath(sys.argv[1]), "siam_tracker_ros") else
+         f"siam_tracker_ros comes from {package}, not from the checkout")
+EOF
+    )
+}
+
+remove_former_msgs_package() {
+    # Before the interfaces moved into this package they were a package of their own,
+    # siam_tracker_msgs: remove its install so that stale imports fail loudly.
+    [ -d "$VENV/share/siam_tracker_msgs" ] || return 0
+    log "removing the former siam_tracker_msgs interfaces from $VENV"
+    rm -rf "$VENV/share/siam_tracker_msgs" "$VENV/include/siam_tracker_msgs" \
+        "$VENV"/lib/libsiam_tracker_msgs__* "$VENV"/lib/python3*/site-packages/siam_tracker_msgs \
+        "$VENV"/lib/python3*/site-packages/siam_tracker_msgs-*.egg-info \
+        "$VENV"/share/ament_index/resource_index/*/siam_tracker_msgs "$BUILD/siam_tracker_msgs"
 }
 
 step_msgs() {
-    local inputs=("$MSGS_PKG/CMakeLists.txt" "$MSGS_PKG/package.xml" "${REQ_FILES[@]}")
+    local inputs=("$ROOT/CMakeLists.txt" "$ROOT/package.xml" "${REQ_FILES[@]}")
     local f
-    for f in "$ROOT"/msg/*.msg; do inputs+=("$f"); done
+    while IFS= read -r f; do inputs+=("$f"); done < <(
+        cd "$ROOT" && find msg srv action test/ros_packages -type f 2>/dev/null | LC_ALL=C sort | sed "s#^#$ROOT/#")
     local key; key="$(python_minor "$VENV/bin/python") $(hash_files "${inputs[@]}")"
     if stamp_ok msgs "$key" && msgs_importable; then return 0; fi
     check_build_tools
     fix_cmake_paths
-    local build_log="$BUILD/siam_tracker_msgs.log"
-    log "building siam_tracker_msgs with colcon into $VENV (log: ${build_log#"$ROOT"/})"
-    rm -rf "$BUILD/siam_tracker_msgs"   # a clean build: the cache names the venv and the source folder
+    remove_former_msgs_package
+    local base_paths=("$ROOT")
+    [ -d "$TEST_PACKAGES" ] && base_paths+=("$TEST_PACKAGES")
+    local build_log="$BUILD/interfaces.log"
+    log "building the interfaces with colcon into $VENV (log: ${build_log#"$ROOT"/})"
+    # A clean build: the CMake caches name the venv and the source folders.
+    local pkg
+    for pkg in $("$VENV/bin/colcon" list --names-only --base-paths "${base_paths[@]}" 2>/dev/null); do
+        rm -rf "${BUILD:?}/$pkg"
+    done
     mkdir -p "$BUILD"
     local rc=0 t0=$SECONDS
     (
@@ -186,25 +223,31 @@ step_msgs() {
         export VIRTUAL_ENV=$VENV PATH="$VENV/bin:$PATH"
         export AMENT_PREFIX_PATH=$VENV CMAKE_PREFIX_PATH=$VENV
         "$VENV/bin/colcon" --log-base "$BUILD/colcon-log" build \
-            --base-paths "$ROOT/ros_interfaces" \
+            --base-paths "${base_paths[@]}" \
             --build-base "$BUILD" --install-base "$VENV" --merge-install \
             --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF \
-            -DCMAKE_BUILD_TYPE=Release
+            -DCMAKE_BUILD_TYPE=Release -DSIAM_TRACKER_INSTALL_PYTHON_PACKAGE=OFF
     ) > "$build_log" 2>&1 || rc=$?
     if [ "$rc" != 0 ]; then
         log "colcon build failed; the end of $build_log:"
         grep -v "doesn't contain any 'local_setup" "$build_log" | tail -n 40 >&2
-        die "building siam_tracker_msgs failed"
+        die "building the interfaces failed"
     fi
-    msgs_importable || die "siam_tracker_msgs was built but does not import: $(cd /tmp && "$VENV/bin/python" -c 'import siam_tracker_msgs.msg' 2>&1 | tail -1)"
+    # The generated code's __init__.py (empty) and egg-info would make it the package
+    # `siam_tracker_ros` in site-packages, ahead of the checkout: pip's editable
+    # install owns the package and its metadata, the generated code stays a portion.
+    rm -f "$VENV"/lib/python3*/site-packages/siam_tracker_ros/__init__.py
+    rm -rf "$VENV"/lib/python3*/site-packages/siam_tracker_ros/__pycache__/__init__.*
+    rm -rf "$VENV"/lib/python3*/site-packages/siam_tracker_ros-*.egg-info
+    msgs_importable || die "the interfaces were built but do not import: $(msgs_importable 2>&1 | tail -1)"
     stamp_write msgs "$key"
-    log "siam_tracker_msgs built and installed in $((SECONDS - t0)) s"
+    log "interfaces built and installed in $((SECONDS - t0)) s"
 }
 
 step_check() {
     (cd /tmp && "$VENV/bin/python" - <<'EOF'
 import importlib, sys
-mods = ["torch", "numpy", "cv2", "yaml", "rclpy", "sensor_msgs.msg", "siam_tracker_msgs.msg", "siam_tracker_ros"]
+mods = ["torch", "numpy", "cv2", "yaml", "rclpy", "sensor_msgs.msg", "siam_tracker_ros", "siam_tracker_ros.msg"]
 bad = []
 for m in mods:
     try:

@@ -3,8 +3,11 @@
 - ``repo_root``, ``shared_dir``, ``sequences_dir``: paths; the shared data sit in
   ``../shared`` beside the repository (``SIAM_SHARED_DIR`` overrides). A test
   that needs them is skipped, with the path it looked at, when they are absent.
+- ``@pytest.mark.shared_fallback``: the test runs with stand-in data when ../shared is
+  absent (added to every test of a module that uses ``ros_node_fixtures.load_clip``);
+  `.ci/run` runs them a second time with SIAM_SHARED_DIR pointing at an empty folder.
 - ``@pytest.mark.ros_env`` (or the ``ros_env`` fixture): the test needs rclpy and
-  the generated ``siam_tracker_msgs``; it is skipped with the import error when
+  the generated ``siam_tracker_ros``; it is skipped with the import error when
   either is missing (a core-only ``pip install .``). ``make test`` / CI build
   the interfaces and set ``SIAM_REQUIRE_ROS=1``, which turns that skip into a
   failure.
@@ -14,7 +17,7 @@
 
 The ROS variables that ``env.sh`` sets are given defaults here too (when
 unset), so a bare ``pytest`` run is isolated as well: discovery on localhost,
-a random domain ID per session, logs under log/ros, the Fast DDS profile.
+a random domain ID per session (not the shell's), logs under log/ros, the Fast DDS profile.
 """
 from __future__ import annotations
 
@@ -31,10 +34,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def _ros_defaults() -> None:
     env = os.environ
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    if not env.get("ROS_DOMAIN_ID"):
-        # Domain IDs whose ports avoid Linux's ephemeral range: 1-101, 215-232.
-        env["ROS_DOMAIN_ID"] = str(random.SystemRandom().choice(
-            list(range(1, 102)) + list(range(215, 233))))
+    # A domain of the session's own (SIAM_TEST_ROS_DOMAIN_ID to choose it), never the shell's:
+    # env.sh gives every terminal of a checkout the same domain, where the user's node may run.
+    # Domain IDs whose ports avoid Linux's ephemeral range: 1-101, 215-232.
+    env["ROS_DOMAIN_ID"] = env.get("SIAM_TEST_ROS_DOMAIN_ID") or str(random.SystemRandom().choice(
+        list(range(1, 102)) + list(range(215, 233))))
     env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"  # the only RMW in the wheels
     env.setdefault("ROS_LOG_DIR", str(REPO_ROOT / "log" / "ros"))
     env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO_ROOT / "config" / "fastdds_profile.xml"))
@@ -46,7 +50,7 @@ _ROS_STATUS: tuple[bool, str] | None = None
 
 
 def ros_available() -> tuple[bool, str]:
-    """(True, "") when rclpy and siam_tracker_msgs import, else (False, reason)."""
+    """(True, "") when rclpy and siam_tracker_ros import, else (False, reason)."""
     global _ROS_STATUS
     if _ROS_STATUS is None:
         try:
@@ -57,10 +61,10 @@ def ros_available() -> tuple[bool, str]:
                                   "run `make test` or `bash scripts/setup_env.sh` and `. ./env.sh`")
         else:
             try:
-                import siam_tracker_msgs.msg as m
+                import siam_tracker_ros.msg as m
                 m.TrackedObject()
             except Exception as exc:  # noqa: BLE001
-                _ROS_STATUS = (False, f"siam_tracker_msgs cannot be imported ({type(exc).__name__}: {exc}); "
+                _ROS_STATUS = (False, f"siam_tracker_ros cannot be imported ({type(exc).__name__}: {exc}); "
                                       "build it with `make msgs` (scripts/setup_env.sh msgs)")
             else:
                 _ROS_STATUS = (True, "")
@@ -73,7 +77,11 @@ def _require_ros() -> bool:
 
 def pytest_configure(config):
     config.addinivalue_line(
-        "markers", "ros_env: needs rclpy and the generated siam_tracker_msgs (skipped when missing)")
+        "markers", "ros_env: needs rclpy and the generated siam_tracker_ros (skipped when missing)")
+    config.addinivalue_line(
+        "markers", "shared_fallback: uses stand-in data when ../shared is absent (set on the tests of "
+                   "modules that use ros_node_fixtures.load_clip, and by hand); .ci/run runs these once "
+                   "more with SIAM_SHARED_DIR pointing at an empty folder")
     # lark (a rosidl dependency, imported by rclpy) still imports sre_parse.
     config.addinivalue_line("filterwarnings", "ignore:module 'sre_parse' is deprecated:DeprecationWarning")
     config.addinivalue_line("filterwarnings", "ignore:module 'sre_constants' is deprecated:DeprecationWarning")
@@ -85,6 +93,16 @@ def _check_ros():
         if _require_ros():
             pytest.fail(f"SIAM_REQUIRE_ROS is set but {reason}", pytrace=False)
         pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(config, items):
+    # A test module that takes its frames from load_clip runs on the shared clip or, without
+    # ../shared, on its synthetic stand-in: those tests have a fallback.
+    import ros_node_fixtures
+    for item in items:
+        module = getattr(item, "module", None)
+        if getattr(module, "load_clip", None) is ros_node_fixtures.load_clip:
+            item.add_marker(pytest.mark.shared_fallback)
 
 
 def pytest_runtest_setup(item):

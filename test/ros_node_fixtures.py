@@ -5,7 +5,7 @@ import signal
 import time
 import warnings
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import pytest
@@ -20,6 +20,7 @@ class Clip:
     frames: List[np.ndarray]     # BGR
     init_box: np.ndarray         # (x, y, w, h) 0-based, on frames[0]
     source: str
+    boxes: Optional[np.ndarray] = None   # (N, 4) ground truth, 0-based, one row per frame
 
     @property
     def size(self):
@@ -32,6 +33,11 @@ def sequences_root() -> str:
     return os.path.join(shared, "data", "sequences")
 
 
+# The synthetic stand-in has the size of the clip it replaces (OTB_Crossing: 360x240), so
+# that boxes the tests place on those frames fit it too.
+FALLBACK_SIZE = (360, 240)
+
+
 def load_clip(max_frames: int = 60) -> Clip:
     """OTB_Crossing (or VOT_bag) from the shared sequences; a synthetic clip when absent."""
     from siam_tracker_ros.evaluation.datasets import open_dataset
@@ -39,20 +45,24 @@ def load_clip(max_frames: int = 60) -> Clip:
     for name in ("OTB_Crossing", "VOT_bag"):
         if os.path.isdir(os.path.join(root, name)):
             seq = open_dataset(root, "shared", names=[name], max_frames=max_frames)[0]
-            box = seq.init_box - np.array([1.0, 1.0, 0.0, 0.0]) if name.startswith("OTB") else seq.init_box
-            return Clip(list(seq.frames()), box, f"{name} ({root})")
+            shift = np.array([1.0, 1.0, 0.0, 0.0]) if name.startswith("OTB") else np.zeros(4)
+            boxes = seq.gt - shift           # OTB files count pixels from 1
+            return Clip(list(seq.frames()), boxes[0].copy(), f"{name} ({root})", boxes)
     warnings.warn(f"{root} has neither OTB_Crossing nor VOT_bag: the node tests use a SYNTHETIC "
-                  "sequence (a textured square moving over noise)")
+                  f"sequence ({FALLBACK_SIZE[0]}x{FALLBACK_SIZE[1]}, a textured square moving over noise)")
     rng = np.random.default_rng(1)
-    background = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    width, height = FALLBACK_SIZE
+    background = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
     target = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
-    frames = []
+    frames, boxes = [], []
     for i in range(max_frames):
         f = background.copy()
         x, y = 60 + 2 * i, 80 + i
         f[y:y + 40, x:x + 40] = target
         frames.append(f)
-    return Clip(frames, np.array([60.0, 80.0, 40.0, 40.0]), "synthetic")
+        boxes.append([x, y, 40, 40])
+    boxes = np.array(boxes, dtype=np.float64)
+    return Clip(frames, boxes[0].copy(), "synthetic", boxes)
 
 
 def wait_until(predicate, timeout: float, period: float = 0.02) -> bool:

@@ -73,6 +73,45 @@ def test_from_video_groundtruth_and_init_got10k(tmp_path, got10k_sequence):
     assert order.index("/camera/image_raw") < order.index(bags.INIT_TOPIC)
 
 
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_from_video_writes_metadata_humble_reads(tmp_path, got10k_sequence, storage):
+    """rosbag2 metadata version 8 (bags.METADATA_VERSION says why): every field Humble's
+    rosbag2 decodes for it is there, offered_qos_profiles is a string (Humble reads that field
+    as a string; version 9 makes it a list) holding QoS policies as integers."""
+    import sqlite3
+
+    import yaml
+    out = tmp_path / "bag"
+    assert siam_bag(["from-video", got10k_sequence, str(out), "--storage", storage]) == 0
+    info = yaml.safe_load((out / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert info["version"] == 8
+    assert info["storage_identifier"] == storage
+    assert isinstance(info["duration"]["nanoseconds"], int)
+    assert isinstance(info["starting_time"]["nanoseconds_since_epoch"], int)
+    assert info["message_count"] == 5 + 5 + 1            # images, ground truth, init
+    assert isinstance(info["compression_format"], str) and isinstance(info["compression_mode"], str)
+    assert info["relative_file_paths"] == [f["path"] for f in info["files"]]
+    for f in info["files"]:
+        assert (out / f["path"]).is_file() and {"starting_time", "duration", "message_count"} <= set(f)
+    topics = info["topics_with_message_count"]
+    assert {t["topic_metadata"]["name"] for t in topics} == {"/camera/image_raw", bags.GROUNDTRUTH_TOPIC,
+                                                              bags.INIT_TOPIC}
+    for t in topics:
+        meta = t["topic_metadata"]
+        assert {"name", "type", "serialization_format"} <= set(meta) and meta["serialization_format"] == "cdr"
+        qos = meta["offered_qos_profiles"]
+        assert isinstance(qos, str), f"{meta['name']}: offered_qos_profiles is {type(qos).__name__}"
+        for profile in yaml.safe_load(qos) or []:
+            for policy in ("history", "reliability", "durability", "liveliness"):
+                assert isinstance(profile[policy], int), (meta["name"], policy, profile[policy])
+    if storage == "sqlite3":      # the same string in the database's topics table
+        (db,) = out.glob("*.db3")
+        with sqlite3.connect(db) as con:
+            rows = con.execute("SELECT name, offered_qos_profiles FROM topics").fetchall()
+        assert {name: q for name, q in rows} == {t["topic_metadata"]["name"]: t["topic_metadata"]
+                                                  ["offered_qos_profiles"] for t in topics}
+
+
 def test_from_video_otb_layout_slices_groundtruth(tmp_path):
     seq = tmp_path / "Crossing"
     write_frames(str(seq / "img"), 6)

@@ -39,7 +39,8 @@ FRAMES = {"siamfc": 10, "rasnet": 10, "nanotrack": 10}   # ResNet-50 models: 2
 REL_TOL = 1e-3      # max |onnx - torch| / max(1, max |torch|)
 BOX_TOL = 0.5       # px
 SCORE_TOL = 1e-3
-NANO_WEIGHTS = Path(__file__).resolve().parent.parent.parent / "shared" / "weights" / "nanotrack_v2" / "nanotrackv2.pth"
+SHARED = Path(os.environ.get("SIAM_SHARED_DIR") or Path(__file__).resolve().parent.parent.parent / "shared")
+NANO_WEIGHTS = SHARED / "weights" / "nanotrack_v2" / "nanotrackv2.pth"
 
 
 def _scale_diff(a, b) -> float:

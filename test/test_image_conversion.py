@@ -12,7 +12,7 @@ from siam_tracker_ros.ros.image_conversion import (ENCODINGS, ImageConversionErr
 ros = pytest.mark.ros_env
 
 RNG = np.random.default_rng(0)
-SHAPES = {1: (37, 53), 3: (37, 53, 3), 4: (37, 53, 4)}
+SHAPES = {1: (37, 53), 2: (37, 53, 2), 3: (37, 53, 3), 4: (37, 53, 4)}
 
 
 def random_image(encoding):
@@ -94,8 +94,9 @@ def test_big_endian_16bit():
 
 
 @pytest.mark.parametrize("fields,reason", [
-    (dict(encoding="yuv422"), "unsupported encoding"),
-    (dict(encoding="bayer_rggb8"), "unsupported encoding"),
+    (dict(encoding="yuv420"), "unsupported encoding"),
+    (dict(encoding="bayer_rgbg8"), "unsupported encoding"),
+    (dict(encoding="8UC2"), "unsupported encoding"),
     (dict(data=bytes(59)), r"fewer than height \* step"),
     (dict(step=14, data=bytes(56)), "smaller than width"),
     (dict(height=0, data=b""), "empty image"),

@@ -1,4 +1,4 @@
-"""The generated siam_tracker_msgs interfaces and the ROS transport setup.
+"""The generated siam_tracker_ros interfaces and the ROS transport setup.
 
 - every message in msg/ is generated, has the fields its .msg file declares,
   and survives a CDR round trip through rclpy's serialization;
@@ -39,7 +39,7 @@ def _declared_fields(name: str) -> list[str]:
 
 
 def _msg_class(name):
-    import siam_tracker_msgs.msg as msgs
+    import siam_tracker_ros.msg as msgs
     return getattr(msgs, name)
 
 
@@ -63,7 +63,7 @@ def test_default_message_round_trip(name):
 
 
 def _tracked_object(i=0):
-    from siam_tracker_msgs.msg import TrackedObject
+    from siam_tracker_ros.msg import TrackedObject
     m = TrackedObject()
     m.header.stamp.sec = 1_700_000_000 + i
     m.header.stamp.nanosec = 123_456_789
@@ -80,7 +80,7 @@ def _tracked_object(i=0):
 
 def test_tracked_object_round_trip():
     from rclpy.serialization import deserialize_message, serialize_message
-    from siam_tracker_msgs.msg import TrackedObject
+    from siam_tracker_ros.msg import TrackedObject
     assert (TrackedObject.STATE_IDLE, TrackedObject.STATE_TRACKING, TrackedObject.STATE_LOST) == (0, 1, 2)
     m = _tracked_object()
     back = deserialize_message(serialize_message(m), TrackedObject)
@@ -92,7 +92,7 @@ def test_tracked_object_round_trip():
 
 def test_array_init_and_confidence_map_round_trip():
     from rclpy.serialization import deserialize_message, serialize_message
-    from siam_tracker_msgs.msg import ConfidenceMap, TargetInit, TrackedObjectArray
+    from siam_tracker_ros.msg import ConfidenceMap, TargetInit, TrackedObjectArray
 
     arr = TrackedObjectArray()
     arr.header.frame_id = "cam"

@@ -28,7 +28,7 @@ from siam_tracker_ros.core.models.mobilenetv3 import mobilenetv3_small_nanotrack
 
 ROOT = Path(__file__).resolve().parent.parent
 LIGHT = ("rasnet_light", "ta_asiam_light", "siamcan_light", "siamaf_msa_light")
-NANO_WEIGHTS = ROOT.parent / "shared" / "weights" / "nanotrack_v2" / "nanotrackv2.pth"
+NANO_WEIGHTS = Path(os.environ.get("SIAM_SHARED_DIR") or ROOT.parent / "shared") / "weights" / "nanotrack_v2" / "nanotrackv2.pth"
 
 
 @pytest.fixture(autouse=True, scope="module")

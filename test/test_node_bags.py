@@ -1,4 +1,4 @@
-"""rosbag2 files for the node (siam-bag from-video; results bags with siam_tracker_msgs types)."""
+"""rosbag2 files for the node (siam-bag from-video; results bags with siam_tracker_ros types)."""
 import cv2
 import numpy as np
 import pytest
@@ -61,13 +61,13 @@ def test_missing_input_is_an_error(tmp_path):
 @pytest.mark.ros_env
 def test_project_messages_in_bags(tmp_path):
     store = bags.typestore()
-    TrackedObject = store.types["siam_tracker_msgs/msg/TrackedObject"]
+    TrackedObject = store.types["siam_tracker_ros/msg/TrackedObject"]
     assert "center_x_norm" in TrackedObject.__dataclass_fields__
-    cmap = store.types["siam_tracker_msgs/msg/ConfidenceMap"]
+    cmap = store.types["siam_tracker_ros/msg/ConfidenceMap"]
     assert "map" in cmap.__dataclass_fields__
     # CDR written by rclpy reads back with rosbags (the demo's results bag)
     from rclpy.serialization import serialize_message
-    from siam_tracker_msgs.msg import TrackedObject as RclpyTrackedObject
+    from siam_tracker_ros.msg import TrackedObject as RclpyTrackedObject
     m = RclpyTrackedObject(target_id=3, state=1, x=1.5, score=0.25)
-    back = store.deserialize_cdr(serialize_message(m), "siam_tracker_msgs/msg/TrackedObject")
+    back = store.deserialize_cdr(serialize_message(m), "siam_tracker_ros/msg/TrackedObject")
     assert (back.target_id, back.state, back.x, back.score) == (3, 1, 1.5, 0.25)

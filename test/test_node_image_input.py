@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from siam_tracker_ros.ros.image_conversion import (COMPRESSED_DEPTH_HEADER, ImageConversionError,
-                                                   compressed_msg_to_bgr, image_msg_to_bgr,
+from siam_tracker_ros.ros.compressed_image import COMPRESSED_DEPTH_HEADER, compressed_msg_to_bgr
+from siam_tracker_ros.ros.image_conversion import (ImageConversionError, image_msg_to_bgr,
                                                    mono16_to_8bit, pack_image)
 
 RNG = np.random.default_rng(3)
@@ -53,7 +53,7 @@ def test_compressed_depth_png_with_its_header():
 
 @pytest.mark.parametrize("data,fmt,reason", [
     (b"", "jpeg", "empty"),
-    (b"\xff\xd8 not really a jpeg", "jpeg", "cannot decode"),
+    (b"\xff\xd8 not really a jpeg", "jpeg", "before a frame header"),
     (bytes(40), "16UC1; compressedDepth rvl", "RVL"),
 ])
 def test_bad_compressed_data_raises(data, fmt, reason):

@@ -52,7 +52,7 @@ def image_msg(image, stamp):
 
 
 def init_msg(box, stamp, target_id):
-    from siam_tracker_msgs.msg import TargetInit
+    from siam_tracker_ros.msg import TargetInit
 
     from siam_tracker_ros.ros.client import make_header
     m = TargetInit(header=make_header(stamp), target_id=target_id)

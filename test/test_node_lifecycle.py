@@ -24,7 +24,7 @@ def test_lifecycle_corrupt_weights_then_compressed_tracking(tmp_path):
     from sensor_msgs.msg import CompressedImage
 
     from siam_tracker_ros.ros.client import make_header
-    from siam_tracker_ros.ros.image_conversion import bgr_to_compressed_msg
+    from siam_tracker_ros.ros.compressed_image import bgr_to_compressed_msg
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"PK\x03\x04 this is not a checkpoint" + bytes(range(256)) * 8)
     clip = load_clip(8)

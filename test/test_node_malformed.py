@@ -10,7 +10,7 @@ from ros_node_fixtures import NodeUnderTest, load_clip
 
 from siam_tracker_ros.core.tracking.base import TrackState
 
-pytestmark = pytest.mark.ros_env   # skipped without rclpy/siam_tracker_msgs (fails under make test)
+pytestmark = pytest.mark.ros_env   # skipped without rclpy/siam_tracker_ros (fails under make test)
 
 T0 = 1_600_000_000 * 1_000_000_000
 DT = 33_000_000
@@ -66,7 +66,7 @@ def test_malformed_input_is_logged_and_survived(tmp_path):
         # answered. Errors are throttled per kind (ERROR_THROTTLE_S): the alternation and a
         # short pause keep two errors of one kind far enough apart to be logged.
         bad_inputs = [
-            (raw_image(0, w, h, encoding="yuv422", step=w * 2), r"image skipped: unsupported encoding 'yuv422'"),
+            (raw_image(0, w, h, encoding="8UC2", step=w * 2), r"image skipped: unsupported encoding '8UC2'"),
             ([50, 50, 0, 20], r"init ignored: box width and height must be positive"),
             (raw_image(0, w, h, nbytes=h * w * 3 - 1), r"image skipped: .*fewer than height \* step"),
             ([w + 10, 10, 20, 20], r"init ignored: .*outside"),

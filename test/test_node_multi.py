@@ -39,7 +39,7 @@ def core_runs(clip, boxes, n):
 
 
 def test_two_targets_equal_single_target_runs(tmp_path):
-    from siam_tracker_msgs.msg import TrackedObjectArray
+    from siam_tracker_ros.msg import TrackedObjectArray
     from std_msgs.msg import UInt32
     clip = load_clip(N_FRAMES)
     boxes = {3: clip.init_box.astype(np.float64), 9: np.array([280.0, 40.0, 50.0, 50.0])}

@@ -1,6 +1,5 @@
 """Parameters of the tracker node: config/tracker.yaml, descriptors, the launch file."""
 import os
-import py_compile
 
 import numpy as np
 import pytest
@@ -10,7 +9,6 @@ from siam_tracker_ros.ros import params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "config", "tracker.yaml")
-LAUNCH = os.path.join(ROOT, "launch", "tracker.launch.py")
 
 
 def flatten(d, prefix=""):
@@ -59,17 +57,6 @@ def test_every_parameter_has_a_description_and_numeric_ones_a_range():
     for bad in (float("nan"), float("inf"), -0.1, 1.5):
         assert params.check_change("tracker.lr", bad), bad
     assert params.check_change("tracker.lr", 0.3) is None
-
-
-def test_launch_file_compiles_and_uses_the_params_file(tmp_path):
-    py_compile.compile(LAUNCH, cfile=str(tmp_path / "launch.pyc"), doraise=True)
-    text = open(LAUNCH).read()
-    assert '"config", "tracker.yaml"' in text
-    assert 'executable="tracker_node"' in text and 'name="siam_tracker"' in text
-    assert '("image", image)' in text
-    setup = open(os.path.join(ROOT, "setup.py")).read()
-    assert "tracker_node = siam_tracker_ros.ros.tracker_node:main" in setup
-    assert '"launch", "config"' in setup  # both are installed to share/siam_tracker_ros
 
 
 @pytest.fixture

@@ -218,6 +218,7 @@ def test_session_and_inbox_import_no_ros():
     import subprocess
     import sys
     code = ("import sys, siam_tracker_ros.ros.session, siam_tracker_ros.ros.inbox; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rclpy', 'sensor_msgs', 'siam_tracker_msgs')))")
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('rclpy', 'sensor_msgs', 'std_msgs') "
+            "or m.startswith('siam_tracker_ros.msg')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -447,27 +447,51 @@ def test_forward_backward_keeps_consistent_tracks_only():
     assert forward_backward_track(_FakeTracker, frames, truth[0], 0.7) is None
 
 
-def test_peer_pseudo_labels_on_a_moving_square(tmp_path):
-    """The real peer (NanoTrack ONNX or CSRT) on a clip with one moving object."""
-    from siam_tracker_ros.train import synthetic as S
-    try:
-        factory, name = S.make_peer_tracker()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    rng = np.random.default_rng(0)
-    bg = cv2.resize(rng.integers(0, 120, (24, 32, 3), dtype=np.uint8), (320, 240), interpolation=cv2.INTER_CUBIC)
-    tex = rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)
-    frames, truth = [], []
-    for t in range(15):
+def _moving_square_clip(seed: int, frames: int = 12):
+    """A textured 28 px square moving 4 px right and 2 px down per frame over a smooth
+    background (200x150): one plainly visible object."""
+    rng = np.random.default_rng(seed)
+    bg = cv2.resize(rng.integers(0, 120, (24, 32, 3), dtype=np.uint8), (200, 150), interpolation=cv2.INTER_CUBIC)
+    tex = rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)
+    out, truth = [], []
+    for t in range(frames):
         f = bg.copy()
-        x, y = 60 + 5 * t, 80 + 2 * t
-        f[y:y + 36, x:x + 36] = tex
-        frames.append(f)
-        truth.append([x, y, 36, 36])
-    got = S.forward_backward_track(factory, frames, truth[0], 0.7)
-    assert got is not None, f"{name} lost a plainly visible moving square"
+        x, y = 40 + 4 * t, 50 + 2 * t
+        f[y:y + 28, x:x + 28] = tex
+        out.append(f)
+        truth.append([x, y, 28, 28])
+    return out, np.array(truth, float)
+
+
+@pytest.mark.shared_fallback
+@pytest.mark.parametrize("peer", ["csrt", "nanotrack_v2"])
+def test_peer_pseudo_labels_on_moving_squares(peer):
+    """Each real peer (both, not just the one make_peer_tracker picks on this machine) on 5
+    clips of one plainly visible moving square. The forward-backward check at the production
+    threshold (0.7) sits near these trackers' own jitter (CSRT rounds boxes to pixels and
+    drifts in scale), so one clip alone can fall either side of it: what must hold for every
+    clip is checked per clip (the forward track follows the square; a label the check keeps
+    is right), what holds for most is counted (it keeps at least 3 of the 5)."""
     from siam_tracker_ros.core.geometry import iou
-    assert iou(got, np.array(truth, float)).mean() > 0.6
+    from siam_tracker_ros.train import synthetic as S
+    if peer == "csrt":
+        if not hasattr(cv2, "TrackerCSRT_create"):
+            pytest.skip("cv2.TrackerCSRT_create missing (opencv-contrib)")
+        factory = cv2.TrackerCSRT_create
+    else:
+        peer_dir = S.default_peer_dir()
+        if not peer_dir or not hasattr(cv2, "TrackerNano_Params"):
+            pytest.skip("NanoTrack v2 ONNX files not found (shared/weights/nanotrack_v2) or cv2.TrackerNano missing")
+        factory, name = S.make_peer_tracker(peer_dir)
+        assert name == peer
+    kept = 0
+    for seed in range(5):
+        frames, truth = _moving_square_clip(seed)
+        label = S.forward_backward_track(factory, frames, truth[0], 0.7)
+        forward = label if label is not None else S._run_tracker(factory, frames, truth[0])[0]
+        assert forward is not None and iou(forward, truth).mean() > 0.75, f"{peer} lost the square (clip {seed})"
+        kept += label is not None
+    assert kept >= 3, f"{peer}: the forward-backward check kept {kept} of 5 clips"
 
 
 def test_coco_root_layout(tmp_path):

@@ -6,8 +6,8 @@
         INPUT: a video file (.gz ok), an image folder, or a labelled sequence folder
         (NAME/img/*.jpg + groundtruth.txt or groundtruth_rect.txt: the shared and OTB layouts;
         NAME/*.jpg + groundtruth.txt [+ absence.label, cover.label]: GOT-10k, VOT).
-        Ground truth -> siam_tracker_msgs/TrackedObject on /groundtruth (stamps = the images');
-        init -> siam_tracker_msgs/TargetInit for the first frame on /siam_tracker/init.
+        Ground truth -> siam_tracker_ros/TrackedObject on /groundtruth (stamps = the images');
+        init -> siam_tracker_ros/TargetInit for the first frame on /siam_tracker/init.
     siam-bag replay BAG [--rate 1.0] [--lockstep TOPIC] [--loop] [--record OUT_BAG]
         publishes a bag into the ROS graph (for machines without `ros2 bag play`).
     siam-bag eval BAG [--model default] [--params-file config/tracker.yaml] [-p NAME=VALUE]
@@ -24,12 +24,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-
-def _box(text: str):
-    values = [float(v) for v in text.replace(",", " ").split()]
-    if len(values) != 4:
-        raise ValueError(f"a box is X,Y,W,H (4 numbers), got '{text}'")
-    return values
+from .boxes import box_argument, parse_box
 
 
 def from_video(args) -> int:
@@ -50,7 +45,7 @@ def from_video(args) -> int:
     elif args.init == "auto":
         init = gt[0] if gt is not None and len(gt) and bags.valid_box(gt[0]) else None
     else:
-        init = _box(args.init)
+        init = list(parse_box(args.init))
     topic = args.topic or ("/camera/image_raw/compressed" if args.compress else "/camera/image_raw")
     n = bags.write_image_bag(args.output, bags.video_frames(source.frames, args.max_frames, args.start),
                              fps, topic=topic, frame_id=args.frame_id, encoding=args.encoding,
@@ -218,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "supervisor.lost_frames=5 (repeatable)")
     p.add_argument("--supervisor-param", action="append", default=[], metavar="KEY=VALUE",
                    help="TargetSupervisor parameter by its own name (core/tracking/params.py; repeatable)")
-    p.add_argument("--init-box", type=_box, default=None, metavar="X,Y,W,H",
+    p.add_argument("--init-box", type=box_argument, default=None, metavar="X,Y,W,H",
                    help="init on the first frame (default: the bag's TargetInit, else the ground truth)")
     p.add_argument("--target-id", type=int, default=1)
     p.add_argument("--image-topic", default=None, help="default: the bag's only image topic")

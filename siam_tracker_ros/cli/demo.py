@@ -23,6 +23,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .boxes import BoxAction
+
 # A clearly visible pedestrian on frame 0 of vtest.avi (man in a dark coat, left of centre),
 # picked by looking at the frame: x, y, w, h in px.
 VTEST_BOX = (253.0, 220.0, 30.0, 89.0)
@@ -147,7 +149,7 @@ def run(args) -> Dict:
     store = bags.typestore()
     wall_offset = time.time_ns() - time.monotonic_ns()
     with bags.new_writer(results_bag, args.storage, overwrite=True) as writer:
-        conn = writer.add_connection("/siam_tracker/tracked_object", "siam_tracker_msgs/msg/TrackedObject",
+        conn = writer.add_connection("/siam_tracker/tracked_object", "siam_tracker_ros/msg/TrackedObject",
                                      typestore=store)
         for r in client_objects:
             writer.write(conn, int(r.time * 1e9) + wall_offset, serialize_message(r.msg))
@@ -222,7 +224,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     parser = argparse.ArgumentParser(prog="siam-demo", description=__doc__.split("\n")[0])
     parser.add_argument("--video", help="video file or image folder (default: opencv-doc's vtest.avi)")
-    parser.add_argument("--box", type=float, nargs=4, metavar=("X", "Y", "W", "H"),
+    parser.add_argument("--box", nargs="+", action=BoxAction, metavar="X,Y,W,H",
                         help=f"target on the first frame (default for vtest.avi: {VTEST_BOX})")
     parser.add_argument("--max-frames", type=int, default=120, help="frames of the clip to use (default 120)")
     parser.add_argument("--fps", type=float, default=0.0, help="replay rate (default: the clip's)")

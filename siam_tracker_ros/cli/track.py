@@ -15,15 +15,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..core.frames import FrameSource, draw_box
+from .boxes import box_argument as parse_box
 from ..core.tracking.base import TrackState
-
-
-def parse_box(text: str):
-    parts = text.replace(" ", ",").split(",")
-    parts = [p for p in parts if p]
-    if len(parts) != 4:
-        raise argparse.ArgumentTypeError(f"box must be x,y,w,h; got '{text}'")
-    return [float(p) for p in parts]
 
 
 def read_first_groundtruth(source: str):

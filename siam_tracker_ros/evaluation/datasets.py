@@ -43,6 +43,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence as Seq, Tu
 import cv2
 import numpy as np
 
+from ..core.package_files import shared_dirs
+
 LOG = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 FORMATS = ("shared", "otb", "uav123", "got10k", "lasot", "vot")
@@ -425,15 +427,14 @@ def open_dataset(root: str, fmt: str = "auto", names: Optional[Seq[str]] = None,
 
 
 def default_sequences_root() -> Optional[str]:
-    """The shared validation sequences: $SIAM_TRACKER_SEQUENCES, else ../shared/data/sequences
-    next to the source checkout or the working directory; None when absent."""
+    """The shared validation sequences: $SIAM_TRACKER_SEQUENCES, else data/sequences of the
+    shared folder (core.package_files.shared_dirs: $SIAM_SHARED_DIR, else ../shared beside the
+    checkout or the working directory); None when absent."""
     env = os.environ.get("SIAM_TRACKER_SEQUENCES")
     if env:
         return env if os.path.isdir(env) else None
-    here = os.path.dirname(os.path.abspath(__file__))
-    repo = os.path.dirname(os.path.dirname(here))
-    for base in (repo, os.getcwd()):
-        cand = os.path.normpath(os.path.join(base, "..", "shared", "data", "sequences"))
+    for shared in shared_dirs():
+        cand = os.path.join(shared, "data", "sequences")
         if os.path.isdir(cand):
             return cand
     return None

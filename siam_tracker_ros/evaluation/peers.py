@@ -24,6 +24,7 @@ import numpy as np
 
 from ..core import geometry
 from ..core.tracking.base import TrackResult, TrackState
+from ..core.package_files import shared_dirs
 
 PEER_ALIASES = {
     "opencv-csrt": "opencv-csrt", "csrt": "opencv-csrt",
@@ -42,11 +43,8 @@ def canonical_peer(name: str) -> Optional[str]:
 
 def default_nano_onnx() -> Optional[Tuple[str, str]]:
     """The shared NanoTrack v2 ONNX files, if present ($SIAM_TRACKER_NANO_DIR overrides)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    repo = os.path.dirname(os.path.dirname(here))
     dirs = [os.environ.get("SIAM_TRACKER_NANO_DIR", "")]
-    for base in (repo, os.getcwd()):
-        dirs.append(os.path.normpath(os.path.join(base, "..", "shared", "weights", "nanotrack_v2")))
+    dirs += [os.path.join(shared, "weights", "nanotrack_v2") for shared in shared_dirs()]
     for d in dirs:
         if d and all(os.path.isfile(os.path.join(d, f)) for f in NANO_FILES):
             return tuple(os.path.join(d, f) for f in NANO_FILES)

@@ -3,7 +3,7 @@
 Offline (no ROS graph, no rclpy): the images of a bag go through the core tracker
 and, unless switched off, the same per-target supervisor the node uses
 (core/tracking/monitor.py TargetSupervisor: TRACKING / LOST with re-acquisition
-search). The results are written as siam_tracker_msgs/TrackedObject, one per
+search). The results are written as siam_tracker_ros/TrackedObject, one per
 image, with the image's header, filled as the node fills them (box clipped to the
 image; LOST and IDLE carry a zero box). Frames before the init are IDLE; the init
 frame carries the init box (TRACKING, score 1), as the node answers it.

@@ -3,18 +3,18 @@
 - `video_frames(path)`: frames of a video file, a gzipped video or a folder of images.
 - `write_image_bag(...)`: frames -> sensor_msgs/Image messages in a new bag.
 - `read_image_bag(path)`: (topic, log time, raw CDR, deserialised Image) per message.
-- `typestore()`: ROS 2 Kilted types plus this project's messages (siam_tracker_msgs).
+- `typestore()`: ROS 2 Kilted types plus this project's messages (siam_tracker_ros).
 - `find_sequence(path)`: a video, an image folder or a labelled sequence folder
   (``NAME/img/*.jpg`` + ``groundtruth.txt`` / ``groundtruth_rect.txt``: the shared
   and OTB layouts; ``NAME/*.jpg`` + ``groundtruth.txt`` [+ ``absence.label`` /
   ``cover.label``]: GOT-10k and VOT) -> frames source and ground truth.
-- Ground truth in a bag: siam_tracker_msgs/TrackedObject on `/groundtruth`, one per
+- Ground truth in a bag: siam_tracker_ros/TrackedObject on `/groundtruth`, one per
   frame that has an annotation row, header = that image's header (same stamp and
   frame_id), state TRACKING with the box as the annotation file gives it (no pixel
   origin shift: the evaluation toolkits apply none; OTB files count from 1), or
   state LOST and a zero box where the row is invalid (NaN, zero size) or the
   dataset flags the target absent. score 1 (0 when absent), image size filled.
-- Init in a bag: siam_tracker_msgs/TargetInit on `/siam_tracker/init` (the node's
+- Init in a bag: siam_tracker_ros/TargetInit on `/siam_tracker/init` (the node's
   `~/init`), header = the first frame's header, logged at that frame's log time
   right after it, so a replay into the node is self-contained.
 - `read_track_bag(path)`: image stamps, ground truth, init and results of a bag.
@@ -26,7 +26,6 @@ import glob
 import gzip
 import os
 import shutil
-import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,38 +34,45 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..core.package_files import share_dirs
 from ..core.tracking.base import TrackState
 from .image_conversion import pack_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 STORAGE = ("sqlite3", "mcap")
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 COMPRESSIONS = ("jpeg", "png")
-TRACKED_OBJECT_TYPE = "siam_tracker_msgs/msg/TrackedObject"
-TRACKED_OBJECT_ARRAY_TYPE = "siam_tracker_msgs/msg/TrackedObjectArray"
-TARGET_INIT_TYPE = "siam_tracker_msgs/msg/TargetInit"
+TRACKED_OBJECT_TYPE = "siam_tracker_ros/msg/TrackedObject"
+TRACKED_OBJECT_ARRAY_TYPE = "siam_tracker_ros/msg/TrackedObjectArray"
+TARGET_INIT_TYPE = "siam_tracker_ros/msg/TargetInit"
 GROUNDTRUTH_TOPIC = "/groundtruth"
 INIT_TOPIC = "/siam_tracker/init"
 RESULTS_TOPIC = "/siam_tracker/tracked_object"
 DEFAULT_START_NS = 1_700_000_000_000_000_000
+# rosbag2 metadata version of the bags written here. 8, not rosbags' latest 9: version 9
+# stores each topic's offered_qos_profiles as a YAML list, while Humble's rosbag2 reads that
+# field as a string for every version >= 4 (rosbag2_storage yaml.hpp) and fails on a list;
+# version 8 stores the string (QoS policies as integers, which Humble's QoS decoder reads) and
+# every reader since Humble parses it (newer ones choose the form by the version number).
+# rosbags writes nothing older than 8.
+METADATA_VERSION = 8
 
 
 def msg_dirs():
-    return [d for d in (os.path.join(REPO_ROOT, "msg"),
-                        os.path.join(sys.prefix, "share", "siam_tracker_msgs", "msg")) if os.path.isdir(d)]
+    """msg/ of the package's data folders (the checkout, else share/siam_tracker_ros/msg)."""
+    return [d for d in (os.path.join(share, "msg") for share in share_dirs()) if os.path.isdir(d)]
 
 
 def typestore():
-    """rosbags typestore: ROS 2 Kilted plus siam_tracker_msgs (from msg/*.msg)."""
+    """rosbags typestore: ROS 2 Kilted plus siam_tracker_ros (from msg/*.msg)."""
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
     store = get_typestore(Stores.ROS2_KILTED)
     dirs = msg_dirs()
     types = {}
     for path in sorted(glob.glob(os.path.join(dirs[0], "*.msg"))) if dirs else ():
-        name = f"siam_tracker_msgs/msg/{os.path.splitext(os.path.basename(path))[0]}"
+        name = f"siam_tracker_ros/msg/{os.path.splitext(os.path.basename(path))[0]}"
         with open(path) as f:
             types.update(get_types_from_msg(f.read(), name))
     store.register(types)
@@ -166,7 +172,8 @@ def compressed_message(store, image: np.ndarray, stamp_ns: int, frame_id: str, c
 
 def decode_image(msg) -> np.ndarray:
     """BGR pixels of a (rosbags or rclpy) sensor_msgs/Image or CompressedImage."""
-    from .image_conversion import compressed_msg_to_bgr, image_msg_to_bgr
+    from .compressed_image import compressed_msg_to_bgr
+    from .image_conversion import image_msg_to_bgr
     return compressed_msg_to_bgr(msg) if hasattr(msg, "format") else image_msg_to_bgr(msg)
 
 
@@ -185,7 +192,7 @@ def new_writer(path: str, storage: str = "sqlite3", overwrite: bool = False):
             raise ValueError(f"{path} exists (use --overwrite)")
         shutil.rmtree(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return Writer(path, version=9, storage_plugin=_storage_plugin(storage))
+    return Writer(path, version=METADATA_VERSION, storage_plugin=_storage_plugin(storage))
 
 
 def _header(store, stamp_ns: int, frame_id: str):

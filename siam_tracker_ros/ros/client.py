@@ -19,7 +19,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
-from siam_tracker_msgs.msg import ConfidenceMap, TargetInit, TrackedObject
+from siam_tracker_ros.msg import ConfidenceMap, TargetInit, TrackedObject
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 

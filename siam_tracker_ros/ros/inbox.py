@@ -25,7 +25,8 @@ from typing import Any, Callable, Deque, List, Optional, Tuple
 import numpy as np
 
 from . import health as health_mod
-from .image_conversion import compressed_msg_to_bgr, image_msg_to_bgr
+from .compressed_image import compressed_msg_to_bgr
+from .image_conversion import image_msg_to_bgr
 
 
 def stamp_ns(stamp) -> int:

@@ -47,13 +47,13 @@ def tracked_object_fields(target_id: int, state: int, box: Optional[Sequence[flo
 
 def tracked_object(header, target_id: int, state: TrackState, box: Optional[Sequence[float]],
                    score: float, image_width: int, image_height: int, latency: float):
-    from siam_tracker_msgs.msg import TrackedObject
+    from siam_tracker_ros.msg import TrackedObject
     return TrackedObject(header=header, **tracked_object_fields(target_id, state, box, score, image_width,
                                                                 image_height, latency))
 
 
 def confidence_map(header, target_id: int, conf: np.ndarray, region: Sequence[float]):
-    from siam_tracker_msgs.msg import ConfidenceMap
+    from siam_tracker_ros.msg import ConfidenceMap
     msg = ConfidenceMap()
     msg.header = header
     msg.target_id = int(target_id)
@@ -111,7 +111,7 @@ class Publishers:
 
     def __init__(self, node):
         from sensor_msgs.msg import Image
-        from siam_tracker_msgs.msg import ConfidenceMap, TrackedObject, TrackedObjectArray
+        from siam_tracker_ros.msg import ConfidenceMap, TrackedObject, TrackedObjectArray
         self.node = node
         self.object = node.create_publisher(TrackedObject, "~/tracked_object", 10)
         self.objects = node.create_publisher(TrackedObjectArray, "~/tracked_objects", 10)
@@ -130,7 +130,7 @@ class Publishers:
                                                time.monotonic() - frame.arrival))
         if report.frame is None:
             return None
-        from siam_tracker_msgs.msg import TrackedObjectArray
+        from siam_tracker_ros.msg import TrackedObjectArray
         header = report.frame.msg.header
         image = report.image
         h, w = image.shape[:2]

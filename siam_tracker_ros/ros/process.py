@@ -17,15 +17,17 @@ import threading
 import time
 from typing import Dict, List, Optional, Sequence
 
+from ..core.package_files import find_share_file, install_share_dir
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Domain IDs whose ports avoid Linux's ephemeral range (as env.sh picks them).
 DOMAIN_IDS = list(range(1, 102)) + list(range(215, 233))
 
 
 def share_file(*parts: str) -> str:
-    """A file of the package's share folder: the source checkout's, else the installed one."""
-    here = os.path.join(REPO_ROOT, *parts)
-    return here if os.path.isfile(here) else os.path.join(sys.prefix, "share", "siam_tracker_ros", *parts)
+    """A file of the package's data folders (the checkout it runs from, else its install's
+    share/siam_tracker_ros: core/package_files.py); the checkout's path when none has it."""
+    return find_share_file(*parts) or os.path.join(REPO_ROOT, *parts)
 
 
 def fresh_domain_id(avoid: Optional[str] = None) -> int:
@@ -62,10 +64,16 @@ def apply_to_this_process(env: Dict[str, str]) -> None:
 
 
 def tracker_node_command() -> List[str]:
-    """The installed entry point, else the module (source checkout)."""
-    exe = os.path.join(os.path.dirname(sys.executable), "tracker_node")
-    if os.path.isfile(exe):
-        return [exe]
+    """The installed executable (the venv's entry point, else the one the colcon install of
+    this package put in <prefix>/lib/siam_tracker_ros), else PATH's, else the module."""
+    candidates = [os.path.join(os.path.dirname(sys.executable), "tracker_node")]
+    share = install_share_dir()
+    if share:
+        prefix = os.path.dirname(os.path.dirname(share))
+        candidates.append(os.path.join(prefix, "lib", "siam_tracker_ros", "tracker_node"))
+    for exe in candidates:
+        if os.path.isfile(exe) and os.access(exe, os.X_OK):
+            return [exe]
     found = shutil.which("tracker_node")
     return [found] if found else [sys.executable, "-m", "siam_tracker_ros.ros.tracker_node"]
 
@@ -73,8 +81,10 @@ def tracker_node_command() -> List[str]:
 class NodeProcess:
     """`tracker_node --ros-args ...` with its output collected line by line."""
 
-    def __init__(self, ros_args: Sequence[str], env: Dict[str, str], echo: bool = False):
-        self.command = tracker_node_command() + ["--ros-args", *ros_args]
+    def __init__(self, ros_args: Sequence[str], env: Dict[str, str], echo: bool = False,
+                 command: Optional[Sequence[str]] = None):
+        """`command`: what starts the node (default tracker_node_command())."""
+        self.command = list(command or tracker_node_command()) + ["--ros-args", *ros_args]
         env = dict(env)
         if not self.command[0].endswith("tracker_node"):
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO_ROOT, env.get("PYTHONPATH")]))

@@ -95,7 +95,7 @@ def run(args) -> Dict:
     from rclpy.node import Node
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
-    from siam_tracker_msgs.msg import TargetInit, TrackedObject
+    from siam_tracker_ros.msg import TargetInit, TrackedObject
 
     from .client import make_header
     from .image_conversion import numpy_to_image_msg

@@ -23,7 +23,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
-from siam_tracker_msgs.msg import TargetInit
+from siam_tracker_ros.msg import TargetInit
 from std_msgs.msg import UInt32
 from std_srvs.srv import Trigger
 

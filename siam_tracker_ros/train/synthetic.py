@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from ..core.geometry import iou
+from ..core.package_files import shared_dirs
 from .media import MediaSet, find_media
 
 GENERATOR_VERSION = 1
@@ -430,10 +431,8 @@ def generate_sequence(pool: MediaPool, rng: np.random.Generator, n_frames: int =
 
 # ----------------------------------------------------------------------------- pseudo labels
 def default_peer_dir() -> Optional[str]:
-    here = os.path.dirname(os.path.abspath(__file__))
-    for cand in (os.environ.get("SIAM_NANOTRACK_DIR", ""),
-                 os.path.join(os.getcwd(), "..", "shared", "weights", "nanotrack_v2"),
-                 os.path.join(here, "..", "..", "..", "shared", "weights", "nanotrack_v2")):
+    for cand in [os.environ.get("SIAM_NANOTRACK_DIR", "")] + \
+            [os.path.join(shared, "weights", "nanotrack_v2") for shared in shared_dirs()]:
         if cand and os.path.isfile(os.path.join(cand, "nanotrack_backbone_sim.onnx")):
             return os.path.abspath(cand)
     return None

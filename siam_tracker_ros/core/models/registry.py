@@ -18,11 +18,12 @@ import copy
 import importlib
 import os
 import pkgutil
-import sys
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import yaml
+
+from .. import package_files
 
 MODEL_BUILDERS: Dict[str, Callable[..., torch.nn.Module]] = {}
 _imported = False
@@ -49,12 +50,14 @@ def _import_all() -> None:
 
 
 def config_dirs() -> List[str]:
-    """Where model YAMLs are looked up, first match wins."""
+    """Where model YAMLs are looked up, first match wins: $SIAM_TRACKER_CONFIG_DIR/models,
+    then config/models of the package's data folders (package_files.share_dirs: the source
+    checkout it runs from, else its install prefix's share/siam_tracker_ros, then the
+    AMENT_PREFIX_PATH prefixes and sys.prefix)."""
     dirs = []
     if os.environ.get("SIAM_TRACKER_CONFIG_DIR"):
         dirs.append(os.path.join(os.environ["SIAM_TRACKER_CONFIG_DIR"], "models"))
-    dirs.append(os.path.join(os.path.dirname(PACKAGE_DIR), "config", "models"))   # source checkout
-    dirs.append(os.path.join(sys.prefix, "share", "siam_tracker_ros", "config", "models"))  # pip install
+    dirs.extend(os.path.join(share, "config", "models") for share in package_files.share_dirs())
     return [d for d in dirs if os.path.isdir(d)]
 
 
