@@ -48,15 +48,19 @@ def _build(name, **overrides):
 
 def test_multi_level_mobilenet_is_nanotracks_backbone_cut_at_its_stages():
     full = mobilenetv3_small_nanotrack().eval()
-    multi = multi_level_backbone("mobilenetv3", [3, 4]).eval()
+    multi = multi_level_backbone("mobilenetv3", [2, 3, 4]).eval()
     missing, unexpected = multi.load_state_dict(full.state_dict(), strict=True)
     assert not missing and not unexpected
     x = torch.rand(1, 3, 127, 127) * 255
     with torch.no_grad():
-        f3, f4 = multi(x)
+        f2, f3, f4 = multi(x)
+        ref2 = full.features[:MOBILENET_LEVELS[2] + 1](x)
         ref3 = full.features[:MOBILENET_LEVELS[3] + 1](x)
         ref4 = full(x)
-    assert multi.out_channels == [40, 48] and multi.stride == 16
+    assert multi.out_channels == [24, 40, 48] and multi.stride == 16
+    # level 2 (pysot layer2) is the stride-8 stage, 2x2 average-pooled to the common map size
+    assert ref2.shape == (1, 24, 16, 16) and f2.shape == (1, 24, 8, 8)
+    assert torch.allclose(f2, torch.nn.functional.avg_pool2d(ref2, 2))
     assert f3.shape == (1, 40, 8, 8) and f4.shape == (1, 48, 8, 8)
     assert torch.allclose(f3, ref3) and torch.allclose(f4, ref4)
     # Level 3 alone builds only up to its block (features[0..6]).
@@ -64,9 +68,22 @@ def test_multi_level_mobilenet_is_nanotracks_backbone_cut_at_its_stages():
     assert len(only3.features) == MOBILENET_LEVELS[3] + 1
 
 
+def test_detach_between_levels_keeps_values_and_cuts_gradients():
+    multi = multi_level_backbone("mobilenetv3", [2, 3]).eval()
+    x = torch.rand(1, 3, 127, 127) * 255
+    plain = multi(x)
+    cut = multi(x, detach_between_levels=True)
+    assert all(torch.equal(a, b) for a, b in zip(plain, cut))
+    cut[1].sum().backward()        # the deep level's loss
+    stage2 = [p for i in (2, 3) for p in multi.features[i].parameters()]
+    stage3 = [p for i in (4, 5, 6) for p in multi.features[i].parameters()]
+    assert all(p.grad is None for p in stage2)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in stage3)
+
+
 def test_mobilenet_rejects_levels_it_does_not_have():
     with pytest.raises(ValueError, match="levels"):
-        multi_level_backbone("mobilenetv3", [2, 3, 4])
+        multi_level_backbone("mobilenetv3", [1, 3])
     with pytest.raises(ValueError, match="unknown backbone"):
         multi_level_backbone("vgg", [3])
 
@@ -125,9 +142,9 @@ def test_attention_switches_give_plain_models():
         for m in (can, sae, ta):
             out = m.track(m.template(z), x)
             assert torch.isfinite(out["cls"]).all() and torch.isfinite(out["loc"]).all()
-    # Ta-ASiam's branch helper knows the MobileNetV3 stages (features[4:7], [7:9]).
+    # Ta-ASiam's branch helper knows the MobileNetV3 stages (features[2:4], [4:7]).
     _, ta_att = _build("ta_asiam_light")
-    assert len(ta_att.branch_modules(3)["backbone"]) == 3 and len(ta_att.branch_modules(4)["backbone"]) == 2
+    assert len(ta_att.branch_modules(2)["backbone"]) == 2 and len(ta_att.branch_modules(3)["backbone"]) == 3
 
 
 @pytest.mark.parametrize("name", LIGHT)
