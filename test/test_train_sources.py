@@ -214,3 +214,23 @@ def test_training_config_refuses_shared_sequences(tmp_path):
     _write(root / "X" / "groundtruth.txt", "1,1,5,5\n")
     with pytest.raises(ValueError, match="refusing to train"):
         build_pair_dataset({"datasets": [{"type": "otb", "root": str(root)}], "length": 4})
+
+
+def test_rasnet_loss_needs_pairs_drawn_for_it(tmp_path):
+    """Omega in the loss with Omega-proportional drawing would weigh pairs twice:
+    the trainer refuses it; with data.temporal: loss it trains and batches carry
+    the frame gaps."""
+    pytest.importorskip("torch")
+    from siam_tracker_ros.train.trainer import Trainer
+    root = _crops(tmp_path)
+    cfg = {"name": "r", "model": "rasnet_light",
+           "data": {"datasets": [{"type": "crops", "root": root}], "length": 8, "neg_prob": 0.0},
+           "train": {"epochs": 1, "batch_size": 2, "samples_per_epoch": 2, "loss": {"type": "rasnet", "radius": 32},
+                     "freeze": {"enabled": False}},
+           "val": {"enabled": False}}
+    with pytest.raises(ValueError, match="data.temporal: loss"):
+        Trainer(cfg, out_dir=str(tmp_path / "a"), device="cpu", progress=False, log=lambda m: None)
+    cfg["data"]["temporal"] = "loss"
+    trainer = Trainer(cfg, out_dir=str(tmp_path / "b"), device="cpu", progress=False, log=lambda m: None)
+    row = trainer.train_epoch(0)
+    assert row["steps"] == 1 and np.isfinite(row["loss"])

@@ -115,6 +115,8 @@ def init_weights(model: nn.Module, model_cfg: Dict[str, Any], init_cfg: Optional
     cfg["weights_strict"] = False
     cfg["weights_options"] = {**dict(model_cfg.get("weights_options") or {}),
                               **dict(init_cfg.get("options") or {})}
+    if "strict" in init_cfg:        # the format's loader checks its own mapping strictly too
+        cfg["weights_options"].setdefault("strict", bool(init_cfg["strict"]))
     state = registry.load_weights_file(path, cfg)
     only = init_cfg.get("only")
     if only:

@@ -40,7 +40,7 @@ class SiamAFMSA(nn.Module):
 
     def __init__(self, used_layers: Sequence[int] = (2, 3, 4), neck_channels: int = 256,
                  sae_inter_channels: Optional[int] = None, template_crop: int = 7,
-                 sae: bool = True, backbone: str = "resnet50"):
+                 sae: bool = True, backbone: str = "resnet50", loc_init_distance: Optional[float] = None):
         super().__init__()
         used_layers = [int(i) for i in used_layers]
         self.levels = used_layers
@@ -61,7 +61,7 @@ class SiamAFMSA(nn.Module):
             self.sae = nn.ModuleDict({
                 f"level{level}": SAEBlock(c, sae_inter_channels) for level, c in zip(used_layers, chans)})
         self.head = MultiLevelAnchorFreeHead(chans, levels=used_layers, cls_out_channels=2,
-                                             share_weights=False)
+                                             share_weights=False, loc_init_distance=loc_init_distance)
 
     def _features(self, img: torch.Tensor, crop: bool):
         fs = self.neck(self.backbone(img), crop=crop)

@@ -46,7 +46,8 @@ class SiamCAN(nn.Module):
     def __init__(self, used_layers: Sequence[int] = (2, 3, 4), neck_channels: int = 256,
                  eca_kernel_size: Optional[int] = None, spatial_kernel_size: int = 7,
                  share_fusion_weights: bool = True, template_crop: int = 7,
-                 attention: bool = True, backbone: str = "resnet50"):
+                 attention: bool = True, backbone: str = "resnet50",
+                 loc_init_distance: Optional[float] = None):
         super().__init__()
         used_layers = [int(i) for i in used_layers]
         self.levels = used_layers
@@ -68,7 +69,8 @@ class SiamCAN(nn.Module):
                 f"level{level}": CrossChannelAttention(c, eca_kernel_size) for level, c in zip(used_layers, chans)})
         self.head = MultiLevelAnchorFreeHead(
             chans, levels=used_layers, cls_out_channels=2, share_weights=share_fusion_weights,
-            attention_factory=(lambda: SelfSpatialAttention(spatial_kernel_size)) if self.use_attention else None)
+            attention_factory=(lambda: SelfSpatialAttention(spatial_kernel_size)) if self.use_attention else None,
+            loc_init_distance=loc_init_distance)
 
     def _eca(self, level: int) -> CrossChannelAttention:
         return self.cross_attention[f"level{level}"]
