@@ -4,7 +4,6 @@ torchvision's ResNet-50 / AlexNet module structure; torchvision itself is not a
 dependency), in strict mode."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,36 +15,30 @@ from siam_tracker_ros.core.models.loaders_imagenet import (
 
 
 def torchvision_resnet50_state(seed=0):
-    """torchvision.models.resnet50().state_dict(): names and shapes."""
+    """torchvision.models.resnet50().state_dict(): names and shapes. The same
+    bottleneck layout as pysot's backbone (test_ta_asiam.py writes that one out),
+    without the `backbone.` prefix, with 1x1 shortcut convs everywhere and the
+    ImageNet classifier `fc`."""
+    from test_ta_asiam import pysot_r50_l234_shapes     # test/ is on sys.path under pytest
     g = torch.Generator().manual_seed(seed)
     state = {}
-
-    def conv(name, cout, cin, k):
-        state[f"{name}.weight"] = torch.randn(cout, cin, k, k, generator=g) * (1.0 / (cin * k * k)) ** 0.5
-
-    def bn(name, c):
-        state[f"{name}.weight"] = 1 + 0.1 * torch.randn(c, generator=g)
-        state[f"{name}.bias"] = 0.1 * torch.randn(c, generator=g)
-        state[f"{name}.running_mean"] = 0.1 * torch.randn(c, generator=g)
-        state[f"{name}.running_var"] = 1 + 0.1 * torch.rand(c, generator=g)
-        state[f"{name}.num_batches_tracked"] = torch.tensor(100)
-
-    conv("conv1", 64, 3, 7)
-    bn("bn1", 64)
-    inplanes = 64
-    for layer, (planes, blocks) in enumerate([(64, 3), (128, 4), (256, 6), (512, 3)], start=1):
-        for b in range(blocks):
-            p = f"layer{layer}.{b}"
-            conv(f"{p}.conv1", planes, inplanes if b == 0 else planes * 4, 1)
-            bn(f"{p}.bn1", planes)
-            conv(f"{p}.conv2", planes, planes, 3)
-            bn(f"{p}.bn2", planes)
-            conv(f"{p}.conv3", planes * 4, planes, 1)
-            bn(f"{p}.bn3", planes * 4)
-            if b == 0:           # torchvision: always a 1x1 shortcut conv (stride 2 in layers 2-4)
-                conv(f"{p}.downsample.0", planes * 4, inplanes, 1)
-                bn(f"{p}.downsample.1", planes * 4)
-        inplanes = planes * 4
+    for key, shape in pysot_r50_l234_shapes().items():
+        if not key.startswith("backbone."):
+            continue
+        key = key[len("backbone."):]
+        if key.endswith("downsample.0.weight"):
+            shape = shape[:2] + (1, 1)
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(100)
+        elif len(shape) == 4:
+            fan_in = shape[1] * shape[2] * shape[3]
+            state[key] = torch.randn(shape, generator=g) * (1.0 / fan_in) ** 0.5
+        elif key.endswith("running_var"):
+            state[key] = 1 + 0.1 * torch.rand(shape, generator=g)
+        elif key.endswith(("running_mean", "bias")):
+            state[key] = 0.1 * torch.randn(shape, generator=g)
+        else:                                   # BN weight
+            state[key] = 1 + 0.1 * torch.randn(shape, generator=g)
     state["fc.weight"] = torch.randn(1000, 2048, generator=g) * 0.01
     state["fc.bias"] = torch.zeros(1000)
     return state
