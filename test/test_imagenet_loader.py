@@ -160,3 +160,31 @@ def test_through_a_training_config_init(tmp_path, resnet_state):
     assert torch.equal(model.backbone.layer1[0].conv1.weight, resnet_state["layer1.0.conv1.weight"])
     with pytest.raises(FileNotFoundError, match="init.path .* does not exist"):
         init_weights(model, cfg, {"path": str(tmp_path / "absent.pth"), "format": "torchvision_resnet50"})
+
+
+@pytest.mark.parametrize("name,fmt", [("ta_asiam", "torchvision_resnet50"), ("siamcan", "torchvision_resnet50"),
+                                      ("siamaf_msa", "torchvision_resnet50")])
+def test_full_size_recipes_name_their_imagenet_init(tmp_path, name, fmt):
+    """Each ResNet-50 recipe names the ImageNet file under init:; where it is
+    absent the run stops and says what to do (not a silent random backbone)."""
+    import yaml
+    from pathlib import Path
+    from siam_tracker_ros.train.trainer import Trainer
+    path = Path(__file__).resolve().parent.parent / "config" / "train" / f"{name}.yaml"
+    text = path.read_text()
+    cfg = yaml.safe_load(text)
+    assert cfg["init"]["format"] == fmt and cfg["init"]["only"] == ["backbone"] and cfg["init"]["strict"]
+    assert "WITHOUT IT" in text and "random" in text         # the config says what happens without it
+    cfg["init"]["path"] = str(tmp_path / "resnet50-0676ba61.pth")
+    with pytest.raises(FileNotFoundError, match="init.path .* does not exist.*init=null"):
+        Trainer(cfg, out_dir=str(tmp_path / "out"), device="cpu", progress=False, log=lambda m: None)
+
+
+@pytest.mark.parametrize("name", ["rasnet", "siamfc"])
+def test_alexnet_recipes_train_from_scratch_as_the_papers(name):
+    import yaml
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "config" / "train" / f"{name}.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    assert "init" not in cfg and cfg["train"]["freeze"] == {"enabled": False}
+    assert "torchvision_alexnet" in path.read_text()             # the option is named
