@@ -9,9 +9,9 @@ set -eu
 cd "$(dirname "$0")/.." && . ./env.sh
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 best=${1:?which default candidate (work_dirs/default_cand/NAME/last.pt) ships as default.pt}
-cp work_dirs/default_cand/$best/last.pt siam_tracker_ros/weights/default.pt
+python scripts/ship_checkpoint.py work_dirs/default_cand/$best/last.pt default
 for m in rasnet_light ta_asiam_light siamcan_light siamaf_msa_light plain_light; do
-  cp work_dirs/light/$m/last.pt siam_tracker_ros/weights/$m.pt
+  python scripts/ship_checkpoint.py work_dirs/light/$m/last.pt $m
 done
 ls -l siam_tracker_ros/weights/*.pt
 SHIPPED="default rasnet_light ta_asiam_light siamcan_light siamaf_msa_light plain_light"
