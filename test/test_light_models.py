@@ -214,10 +214,15 @@ def test_ablation_configs_share_everything_but_the_model():
 
 
 def test_shipped_light_configs_share_data_schedule_and_init():
-    mains = sorted(glob.glob(str(ROOT / "config" / "train" / "light_*.yaml")))
-    assert len(mains) == 5
-    shared = [_shared_part(yaml.safe_load(open(p))) for p in mains]
-    assert all(s == shared[0] for s in shared)
+    for stage in ("light_", "light2_"):
+        mains = sorted(glob.glob(str(ROOT / "config" / "train" / f"{stage}*.yaml")))
+        assert len(mains) == 5
+        shared = [_shared_part(yaml.safe_load(open(p))) for p in mains]
+        if stage == "light2_":     # each continues from its own stage-1 checkpoint
+            for s, p in zip(shared, mains):
+                name = os.path.basename(p)[len(stage):-len(".yaml")]
+                assert s.pop("init") == {"path": f"work_dirs/light/{name}/last.pt", "format": "native"}
+        assert all(s == shared[0] for s in shared)
 
 
 def test_ablation_table_reports_mean_spread_and_delta(tmp_path):
