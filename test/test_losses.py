@@ -96,3 +96,44 @@ def test_criteria_are_zero_grad_safe_and_decrease_towards_targets():
     assert float(loss) == pytest.approx(LN2, rel=1e-5)
     with pytest.raises(ValueError):
         L.build_criterion({"type": "nope"})
+
+
+def test_rasnet_omega_in_the_loss_by_hand():
+    """RASNet Eq. 12-13 through the registered criterion: each pair's logistic
+    loss times exp(-|i - j| / 100), |i - j| from the batch's frame_gap."""
+    crit = L.build_criterion({"type": "rasnet", "radius": 16, "stride": 8, "search_size": 255})
+    assert crit.temporal and crit.temporal_mode == "loss"
+    boxes = torch.tensor([[100.0, 100.0, 155.0, 155.0]]).repeat(2, 1)     # centred target
+    c = 3.0
+    response = torch.zeros(2, 1, 17, 17)
+    response[1] = c                   # pair 2: every cell says "target" with logit 3
+    # balanced weights: 1/2 on the positives' mean, 1/2 on the negatives' mean
+    loss_pair1 = LN2
+    loss_pair2 = 0.5 * softplus(-c) + 0.5 * softplus(c)
+    gaps = torch.tensor([10.0, 100.0])
+    expected = (math.exp(-0.1) * loss_pair1 + math.exp(-1.0) * loss_pair2) / 2
+    got, _ = crit({"response": response}, boxes, torch.tensor([False, False]), {"frame_gap": gaps})
+    assert math.isclose(float(got), expected, rel_tol=1e-6)
+    # the plain logistic criterion weighs both pairs 1
+    plain, _ = L.build_criterion({"type": "logistic", "radius": 16, "stride": 8})({"response": response}, boxes)
+    assert math.isclose(float(plain), (loss_pair1 + loss_pair2) / 2, rel_tol=1e-6)
+    # no frame gaps, no silent unweighted loss
+    with pytest.raises(ValueError, match="frame_gap"):
+        crit({"response": response}, boxes, None, {})
+
+
+def test_loss_registry_takes_new_losses():
+    @L.register_loss("test_only_constant")
+    class Constant(L.Criterion):
+        def __call__(self, outputs, boxes, negative=None, batch=None):
+            return outputs["x"].sum() * 0 + self.cfg["value"], {}
+
+    try:
+        crit = L.build_criterion({"type": "test_only_constant", "value": 2.5})
+        assert float(crit({"x": torch.ones(1)}, None)[0]) == 2.5
+        with pytest.raises(ValueError, match="registered"):
+            L.build_criterion({"type": "no_such_loss"})
+        assert {"logistic", "rasnet", "rpn", "siamcan", "sae", "ban"} <= set(L.LOSSES)
+        assert L.build_criterion({"type": "sae"}).reg == "iou"       # SiamAF-MSA: 1 - IoU
+    finally:
+        L.LOSSES.pop("test_only_constant", None)

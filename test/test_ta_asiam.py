@@ -43,7 +43,9 @@ def test_shapes_and_branches(model, inputs):
         out = model(z, x, return_branches=True)
     assert tuple(out["cls"].shape) == (1, 10, 25, 25)
     assert tuple(out["loc"].shape) == (1, 20, 25, 25)
-    assert [b["level"] for b in out["branches"]] == [3, 4]
+    # the paper's third and fourth ResNet blocks = pysot layer2 and layer3
+    assert [b["level"] for b in out["branches"]] == [2, 3]
+    assert model.backbone.out_channels == [512, 1024] and not hasattr(model.backbone, "layer4")
     alpha, beta = out["fusion"]["cls"], out["fusion"]["loc"]
     assert float(alpha.sum()) == pytest.approx(1.0) and float(beta.sum()) == pytest.approx(1.0)
     fused_cls = sum(a * b["cls"] for a, b in zip(alpha, out["branches"]))
@@ -60,7 +62,7 @@ def test_attention_follows_eq5(model, small_inputs):
         zf = model.neck(model.backbone(z), crop=True)
         xf = model.neck(model.backbone(x), crop=False)
         cls_l, loc_l = [], []
-        for level, fz, fx in zip((3, 4), zf, xf):
+        for level, fz, fx in zip((2, 3), zf, xf):
             c = model.channel_attention[str(level)](fz)          # C(z), Eq. (2)
             p = model.spatial_attention[str(level)](fx)          # P(x), Eq. (4)
             cl, lo = getattr(model.rpn_head, f"rpn{level}")(c * fz, p * (c * fx))
@@ -88,8 +90,9 @@ def test_branch_modules(model):
     parts = model.branch_modules(3)
     assert parts["backbone"] is model.backbone.layer3
     assert parts["rpn"] is model.rpn_head.rpn3
+    assert model.branch_modules(2)["backbone"] is model.backbone.layer2
     with pytest.raises(ValueError):
-        model.branch_modules(2)
+        model.branch_modules(4)
 
 
 # -------------------------------------------------------------------------- tracking
@@ -238,22 +241,28 @@ def test_loader_maps_every_key(pysot_state):
     assert report.ok and not report.unknown and not report.missing
     target.load_state_dict(state, strict=True)
     assert torch.equal(target.backbone.layer3[0].conv1.weight, pysot_state["backbone.layer3.0.conv1.weight"])
-    assert torch.equal(target.neck.downsample4.downsample[1].running_var,
-                       pysot_state["neck.downsample4.downsample.1.running_var"])
+    assert torch.equal(target.backbone.layer2[0].downsample[0].weight,
+                       pysot_state["backbone.layer2.0.downsample.0.weight"])
+    assert torch.equal(target.neck.downsample2.downsample[1].running_var,
+                       pysot_state["neck.downsample2.downsample.1.running_var"])
     assert torch.equal(target.rpn_head.rpn3.loc.head[3].bias, pysot_state["rpn_head.rpn3.loc.head.3.bias"])
-    assert torch.equal(target.rpn_head.cls_weight, pysot_state["rpn_head.cls_weight"][1:])
-    # layer 2's neck (6 tensors) and RPN (2 x 20 tensors) are dropped, nothing else
-    assert len(report.dropped) == 46
-    assert all(k.startswith(("neck.downsample2.", "rpn_head.rpn2.")) for k, _ in report.dropped)
+    assert torch.equal(target.rpn_head.cls_weight, pysot_state["rpn_head.cls_weight"][:2])
+    # the fifth block is gone: backbone layer4 (3 blocks x 18 tensors + 6 of the shortcut),
+    # layer 4's neck (6 tensors) and RPN (2 x 20 tensors) are dropped, nothing else
+    layer4 = [k for k in pysot_state if k.startswith("backbone.layer4.")]
+    assert len(layer4) == 60
+    assert len(report.dropped) == 60 + 46
+    assert all(k.startswith(("backbone.layer4.", "neck.downsample4.", "rpn_head.rpn4."))
+               for k, _ in report.dropped)
     assert report.neutral_init and all(k.startswith(("channel_attention", "spatial_attention"))
                                        for k in report.neutral_init)
-    # softmax over the kept fusion logits = pysot's weights of layers 3, 4 renormalised
+    # softmax over the kept fusion logits = pysot's weights of layers 2, 3 renormalised
     full = torch.softmax(pysot_state["rpn_head.cls_weight"], 0)
-    assert torch.allclose(torch.softmax(target.rpn_head.cls_weight, 0), full[1:] / full[1:].sum())
+    assert torch.allclose(torch.softmax(target.rpn_head.cls_weight, 0), full[:2] / full[:2].sum())
 
 
-def test_loaded_model_is_siamrpnpp_layers34(pysot_state, small_inputs):
-    """Neutral attention: Ta-ASiam computes SiamRPN++ with layers 3 and 4 only."""
+def test_loaded_model_is_siamrpnpp_layers23(pysot_state, small_inputs):
+    """Neutral attention: Ta-ASiam computes SiamRPN++ with layers 2 and 3 only."""
     z, x = small_inputs
     exact = TaASiam().eval()
     exact.load_state_dict(map_pysot_siamrpn_r50(pysot_state, exact, neutral_logit=40.0)[0])
@@ -267,9 +276,9 @@ def test_loaded_model_is_siamrpnpp_layers34(pysot_state, small_inputs):
         ref = ref_model(z, x, return_branches=True)
     for b, r in zip(out["branches"], ref["branches"]):
         assert torch.equal(b["cls"], r["cls"]) and torch.equal(b["loc"], r["loc"])
-    # pysot's weighted average with its three softmax weights, layer 2 removed and renormalised
+    # pysot's weighted average with its three softmax weights, layer 4 removed and renormalised
     w = torch.softmax(pysot_state["rpn_head.cls_weight"], 0)
-    expected = (w[1] * ref["branches"][0]["cls"] + w[2] * ref["branches"][1]["cls"]) / (w[1] + w[2])
+    expected = (w[0] * ref["branches"][0]["cls"] + w[1] * ref["branches"][1]["cls"]) / (w[0] + w[1])
     scale = float(ref["cls"].abs().max())   # synthetic weights: large logits
     assert float((out["cls"] - expected).abs().max()) < 1e-5 * scale
     assert float((out_default["cls"] - ref["cls"]).abs().max()) < 2e-3 * scale
@@ -311,8 +320,8 @@ def test_loader_through_registry(pysot_state, tmp_path):
     cfg_path = tmp_path / "ta_asiam_pysot.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
     tracker = build_tracker(str(cfg_path), device="cpu")
-    assert torch.equal(tracker.model.backbone.layer4[2].conv3.weight.cpu(),
-                       pysot_state["backbone.layer4.2.conv3.weight"])
+    assert torch.equal(tracker.model.backbone.layer3[5].conv3.weight.cpu(),
+                       pysot_state["backbone.layer3.5.conv3.weight"])
     # a second tracker shares the model
     other = build_tracker_from_config(tracker.config, model=tracker.model, device="cpu")
     assert other.model is tracker.model

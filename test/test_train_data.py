@@ -514,4 +514,3 @@ def test_validation_sequences_refused(tmp_path):
         PairSampler([ds])
     with pytest.raises(ValueError, match="validation"):
         PairDataset([ds], length=1)
-    assert len(PairSampler([ds], allow_validation_data=True).datasets) == 1

@@ -31,7 +31,7 @@ def fixed_set_loss(trainer, data):
     batch = torch.utils.data.default_collate([data[i] for i in range(len(data))])
     trainer.model.train()
     with torch.no_grad():
-        loss, _ = trainer._loss(batch)
+        loss, _ = trainer.actor.loss(trainer._net(), batch)
     return float(loss)
 
 
@@ -136,7 +136,7 @@ def test_two_stage_training_uses_both_branches(tmp_path):
                       progress=False, log=quiet)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     row = trainer.train_epoch(0)
-    for key in ("pos_cls", "pos_loc", "app_cls", "app_loc", "fused"):
+    for key in ("pos_cls", "pos_loc", "app_cls", "app_loc", "fusion"):
         assert key in row and np.isfinite(row[key]), key
     after = trainer.model.state_dict()
     for name in ("heads.3.weight", "heads.4.weight", "fusion"):

@@ -95,7 +95,12 @@ class ToyAnchorFree(nn.Module):
                "loc": sum(wi * b["loc"] for wi, b in zip(w, branches))}
         if return_branches:
             out["branches"] = branches
+            out["fusion"] = {"cls": w, "loc": w}
         return out
+
+    def set_branch_isolation(self, on: bool) -> None:
+        """The toy's levels share one trunk: nothing to isolate (Ta-ASiam's is tested
+        in test_two_stage_isolation.py)."""
 
 
 @register_model("toy_siamfc")

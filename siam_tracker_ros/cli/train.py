@@ -54,7 +54,8 @@ def apply_override(cfg: dict, assignment: str) -> None:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from ..train.loop import load_train_config, train
+    from ..train.config import load_train_config
+    from ..train.trainer import train
     try:
         cfg = load_train_config(args.config)
     except (OSError, ValueError, yaml.YAMLError) as exc:

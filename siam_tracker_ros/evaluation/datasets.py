@@ -44,6 +44,8 @@ import cv2
 import numpy as np
 
 from ..core.package_files import shared_dirs
+# The one annotation parser, shared with training; re-exported for existing callers.
+from .annotations import parse_box_line, polygon_to_box, read_boxes, read_flags, vot_mask_to_box  # noqa: F401
 
 LOG = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -101,75 +103,6 @@ class Sequence:
         """The first `stop` frames (for quick runs)."""
         return Sequence(self.name, self.frame_paths[:stop], self.gt[:stop], self.absent[:stop],
                         self.dataset, dict(self.meta), self._size)
-
-
-# --------------------------------------------------------------------------- parsing
-_SPLIT = re.compile(r"[,\s;]+")
-
-
-def polygon_to_box(values: Seq[float]) -> np.ndarray:
-    """Axis-aligned (x, y, w, h) bounding rectangle of a polygon x1,y1,x2,y2,..."""
-    v = np.asarray(values, dtype=np.float64)
-    xs, ys = v[0::2], v[1::2]
-    if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
-        return np.full(4, np.nan)
-    return np.array([xs.min(), ys.min(), xs.max() - xs.min(), ys.max() - ys.min()])
-
-
-def vot_mask_to_box(text: str) -> np.ndarray:
-    """Bounding box of a VOT2020 RLE mask line ``m<x0>,<y0>,<w>,<h>,<runs...>``.
-
-    Runs alternate background / foreground pixel counts over the w x h patch in
-    row-major order, starting with background.
-    """
-    values = [int(v) for v in _SPLIT.split(text.strip()[1:]) if v]
-    x0, y0, w, h = values[:4]
-    runs = values[4:]
-    mask = np.zeros(w * h, dtype=bool)
-    pos = 0
-    for k, run in enumerate(runs):
-        if k % 2 == 1:
-            mask[pos:pos + run] = True
-        pos += run
-    mask = mask.reshape(h, w)
-    ys, xs = np.nonzero(mask)
-    if xs.size == 0:
-        return np.full(4, np.nan)
-    return np.array([x0 + xs.min(), y0 + ys.min(), xs.max() - xs.min() + 1.0, ys.max() - ys.min() + 1.0])
-
-
-def parse_box_line(line: str) -> np.ndarray:
-    """One annotation line -> (x, y, w, h); NaN for 'nan'/'NaN' values or empty regions."""
-    text = line.strip()
-    if text.startswith("m"):
-        return vot_mask_to_box(text)
-    values = [float(v) for v in _SPLIT.split(text) if v]
-    if len(values) == 4:
-        return np.array(values, dtype=np.float64)
-    if len(values) == 1:       # VOT special codes (0 = no target)
-        return np.full(4, np.nan)
-    if len(values) >= 6 and len(values) % 2 == 0:
-        return polygon_to_box(values)
-    raise ValueError(f"cannot parse annotation line {line!r}: {len(values)} values")
-
-
-def read_boxes(path: str) -> np.ndarray:
-    """Annotation file -> (N, 4) float array; blank lines are skipped."""
-    with open(path) as f:
-        lines = [ln for ln in f.read().splitlines() if ln.strip()]
-    if not lines:
-        return np.zeros((0, 4))
-    try:
-        return np.stack([parse_box_line(ln) for ln in lines])
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-
-
-def read_flags(path: str) -> np.ndarray:
-    """A label file of integers (one per line, or comma-separated on one line)."""
-    with open(path) as f:
-        values = [v for v in _SPLIT.split(f.read().strip()) if v]
-    return np.array([int(float(v)) for v in values], dtype=np.int64)
 
 
 def list_images(folder: str) -> List[str]:

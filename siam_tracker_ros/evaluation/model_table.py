@@ -45,6 +45,28 @@ def build_table(bench: Optional[dict]) -> str:
     return "\n".join(rows)
 
 
+LEVELS_NOTE = """
+## Backbone levels and what the loaders map
+
+Levels are pysot's ResNet-50 layer indices for every model: level 2 = `layer2`
+(conv3_x, the papers' "third block"), 3 = `layer3` (conv4_x, "fourth"), 4 =
+`layer4` (conv5_x, "fifth"). SiamCAN and SiamAF-MSA use blocks 3-5 = levels
+[2, 3, 4]; Ta-ASiam removes the fifth block and uses the third and fourth =
+levels [2, 3] (pysot `layer2` and the dilated `layer3`). Its pysot loader
+(`weights_format: pysot_siamrpn_r50`, a SiamRPN++ r50-l234 `model.pth`) maps
+`backbone.conv1/bn1/layer1/layer2/layer3`, `neck.downsample2/3`, `rpn_head.rpn2/3`
+and the fusion-weight entries of layers 2 and 3, and drops `backbone.layer4`,
+`neck.downsample4` and `rpn_head.rpn4`. The light models map levels to NanoTrack
+v2's MobileNetV3-small by one table (core/models/backbones.py): level 2 ->
+`features[3]` (the 24-ch stride-8 stage, 2x2 average-pooled to stride 16),
+3 -> `features[6]` (40 ch), 4 -> `features[8]` (48 ch); `ta_asiam_light` uses
+[2, 3] like Ta-ASiam, `siamcan_light` / `siamaf_msa_light` / `plain_light` the two
+deeper levels [3, 4] of their three. ImageNet backbones in torchvision's layout
+(`torchvision_resnet50`, `torchvision_alexnet`) load through
+core/models/loaders_imagenet.py for training (`init:` in config/train/*.yaml).
+"""
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench", help="siam-bench's bench.json for the ms/frame columns")
@@ -72,6 +94,7 @@ def main(argv=None) -> int:
                 "speed is real, their accuracy is not: see docs/BENCHMARKS.md).\n\n")
         f.write(table + "\n\nArchitecture details and the facts taken from each paper are in the "
                 "docstrings of `siam_tracker_ros/core/models/<model>.py` and the YAMLs in `config/models/`.\n")
+        f.write(LEVELS_NOTE)
     return 0
 
 

@@ -27,7 +27,14 @@ reader             layout                                                  box o
                    sequence per track id)
 ``OTB``            root/NAME/{img/*.jpg, groundtruth_rect.txt or            1-based unless
                    groundtruth.txt}                                         dataset.json says 0
+``TargetCrops``    root/NAME/{img/00000001.jpg, groundtruth.txt}: one       0-based
+                   target-centred crop per frame (../shared/data/train/
+                   crops); frame steps from the README beside root
 =================  ======================================================  ==============
+
+Box files are read by the parser evaluation uses too
+(:mod:`siam_tracker_ros.evaluation.annotations`), so a VOT polygon, a tab-separated
+OTB line or a NaN row means the same in training and in scoring.
 
 The training sets written by :func:`siam_tracker_ros.train.synthetic.prepare_data`
 use the OTB layout with a ``dataset.json`` that records ``"box_origin": 0``.
@@ -45,6 +52,8 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence 
 import cv2
 import numpy as np
 
+from ..evaluation.annotations import read_boxes, read_flags, valid_boxes
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -58,53 +67,23 @@ def _list_images(folder: str) -> List[str]:
                   if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
-def read_boxes_file(path: str) -> np.ndarray:
-    """Read a text file of boxes, one per line, separated by commas, tabs or spaces.
-
-    Lines that cannot be read (empty, 'NaN', fewer than 4 numbers) give NaN rows,
-    so the row count still matches the frame count.
-    """
-    rows = []
-    with open(path, "r", encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            parts = [p for p in re.split(r"[,\s;]+", line) if p]
-            try:
-                vals = [float(p) for p in parts[:4]]
-            except ValueError:
-                vals = []
-            rows.append(vals if len(vals) == 4 else [np.nan] * 4)
-    if not rows:
-        return np.zeros((0, 4))
-    return np.asarray(rows, dtype=np.float64)
-
-
-def read_flags_file(path: str) -> np.ndarray:
-    """Read 0/1 flags written one per line or comma separated on one line."""
-    with open(path, "r", encoding="utf-8") as f:
-        text = f.read()
-    vals = [v for v in re.split(r"[,\s]+", text.strip()) if v]
-    return np.asarray([int(float(v)) for v in vals], dtype=np.int64)
-
-
-def valid_boxes(boxes: np.ndarray) -> np.ndarray:
-    """True where a box is finite with positive width and height."""
-    b = np.asarray(boxes, dtype=np.float64)
-    return np.all(np.isfinite(b), axis=-1) & (b[..., 2] > 0) & (b[..., 3] > 0)
-
-
 class Sequence:
     """One labelled target in one video (or one still image).
 
     ``frames`` may be a list of paths or a callable returning it (listed on first
     use, so building a dataset index of thousands of sequences stays fast).
+
+    ``frame_step``: how many frames of a 30 fps video one index step stands for
+    (1 for every frame of a 25-30 fps video; more where a layout thinned the
+    frames). Frame gaps (RASNet's |i - j|, the pair sampler's frame range) are
+    counted in these units, so sources thinned differently compare.
     """
 
     def __init__(self, name: str, frames: Union[List[str], Callable[[], List[str]]],
-                 boxes, visible=None, dataset: str = "", meta: Optional[dict] = None):
+                 boxes, visible=None, dataset: str = "", meta: Optional[dict] = None,
+                 frame_step: float = 1.0):
         self.name = name
+        self.frame_step = float(frame_step)
         self._frames = frames
         self.boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         ok = valid_boxes(self.boxes)
@@ -200,11 +179,11 @@ class GOT10k(TrackingDataset):
             if not os.path.isfile(gt):
                 log.warning("GOT-10k: %s has no groundtruth.txt; skipped", folder)
                 continue
-            boxes = read_boxes_file(gt)
+            boxes = read_boxes(gt)
             visible = np.ones(len(boxes), dtype=bool)
             absence = os.path.join(folder, "absence.label")
             if os.path.isfile(absence):
-                flags = read_flags_file(absence)[:len(boxes)]
+                flags = read_flags(absence)[:len(boxes)]
                 visible[:len(flags)] = flags == 0
             n = len(boxes)
             seqs.append(Sequence(name, _numbered_frames(folder, n, 8, ".jpg"), boxes, visible,
@@ -256,13 +235,13 @@ class LaSOT(TrackingDataset):
             if not os.path.isfile(gt):
                 log.warning("LaSOT: %s has no groundtruth.txt; skipped", folder)
                 continue
-            boxes = read_boxes_file(gt)
+            boxes = read_boxes(gt)
             boxes[:, :2] -= 1.0  # 1-based -> 0-based
             visible = np.ones(len(boxes), dtype=bool)
             for flag_file in ("full_occlusion.txt", "out_of_view.txt"):
                 p = os.path.join(folder, flag_file)
                 if os.path.isfile(p):
-                    flags = read_flags_file(p)[:len(boxes)]
+                    flags = read_flags(p)[:len(boxes)]
                     visible[:len(flags)] &= flags == 0
             seqs.append(Sequence(name, _numbered_frames(os.path.join(folder, "img"), len(boxes), 8, ".jpg"),
                                  boxes, visible, dataset=self.name, meta={"category": cat}))
@@ -420,9 +399,9 @@ class OTB(TrackingDataset):
             img_dir = os.path.join(folder, "img") if os.path.isdir(os.path.join(folder, "img")) else folder
             absent = None
             if os.path.isfile(os.path.join(folder, "absence.label")):
-                absent = read_flags_file(os.path.join(folder, "absence.label"))
+                absent = read_flags(os.path.join(folder, "absence.label"))
             for gt in gt_files:
-                boxes = read_boxes_file(gt)
+                boxes = read_boxes(gt)
                 if one_based:
                     boxes[:, :2] -= 1.0
                 visible = np.ones(len(boxes), dtype=bool)
@@ -446,11 +425,79 @@ def _listed_frames(folder: str, n: int) -> Callable[[], List[str]]:
     return make
 
 
-READERS = {"got10k": GOT10k, "lasot": LaSOT, "coco": COCO, "imagenet_vid": ImageNetVID, "otb": OTB}
+# ----------------------------------------------------------------------------- target-centred crops
+#: frame rate of the benchmarks whose sequences are not at 25-30 fps
+BENCHMARK_FPS = {"UAV123@10fps": 10.0}
+_TABLE_ROW = re.compile(r"^\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*[^|]*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*$")
+
+
+def crop_frame_steps(readme: str) -> Dict[str, float]:
+    """Per sequence, the 30-fps frames one crop index stands for, from the crops'
+    README table (| sequence | benchmark | frame size | source frames | crops |):
+    (source frames / crops) x (30 / the benchmark's fps)."""
+    steps: Dict[str, float] = {}
+    if not os.path.isfile(readme):
+        return steps
+    with open(readme, encoding="utf-8") as f:
+        for line in f:
+            m = _TABLE_ROW.match(line.strip())
+            if not m:
+                continue
+            name, bench, source, crops = m.group(1), m.group(2), int(m.group(3)), int(m.group(4))
+            if crops > 0:
+                steps[name] = source / crops * 30.0 / BENCHMARK_FPS.get(bench, 30.0)
+    return steps
+
+
+class TargetCrops(TrackingDataset):
+    """Target-centred crops of labelled videos (../shared/data/train/crops):
+    ``root/NAME/img/00000001.jpg ...`` and ``root/NAME/groundtruth.txt``, one
+    ``x,y,w,h`` line per image, 0-based, in the crop's own pixels.
+
+    Each image is one frame cropped around its target (384x384, side 3 x the
+    SiamFC exemplar context, the outside filled with the frame's mean colour), so
+    a crop is not a video frame: pairs are made from two crops of a sequence, and
+    nobody runs a tracker over them. Frame order and gaps stay meaningful: the
+    README beside ``root`` says how many source frames each crop stands for
+    (every 2nd frame of 25-30 fps sources, all of UAV123@10fps, at most 500 crops
+    per sequence), and :func:`crop_frame_steps` turns that into each sequence's
+    ``frame_step`` (in 30-fps frames). Without the README every step counts 1
+    (``frame_step=`` overrides for all).
+    """
+
+    name = "crops"
+
+    def __init__(self, root: str, sequences: Optional[Seq[str]] = None,
+                 frame_range: Optional[int] = None, frame_step: Optional[float] = None,
+                 readme: Optional[str] = None, name: Optional[str] = None):
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"crops: no folder {root}")
+        self.root = root
+        if readme is None:
+            readme = next((p for p in (os.path.join(root, "README.md"),
+                                       os.path.join(os.path.dirname(os.path.abspath(root)), "README.md"))
+                           if os.path.isfile(p)), "")
+        steps = crop_frame_steps(readme) if readme else {}
+        names = sorted(os.listdir(root)) if sequences is None else list(sequences)
+        seqs = []
+        for seq_name in names:
+            folder = os.path.join(root, seq_name)
+            gt = os.path.join(folder, "groundtruth.txt")
+            if not os.path.isfile(gt):
+                continue
+            boxes = read_boxes(gt)
+            step = float(frame_step) if frame_step is not None else steps.get(seq_name, 1.0)
+            seqs.append(Sequence(seq_name, _listed_frames(os.path.join(folder, "img"), len(boxes)), boxes,
+                                 dataset=name or self.name, frame_step=step))
+        super().__init__(seqs, name=name, frame_range=frame_range)
+
+
+READERS = {"got10k": GOT10k, "lasot": LaSOT, "coco": COCO, "imagenet_vid": ImageNetVID, "otb": OTB,
+           "crops": TargetCrops}
 
 
 def build_dataset(kind: str, *args, **kwargs) -> TrackingDataset:
-    """Build a reader by its name (``got10k``, ``lasot``, ``coco``, ``imagenet_vid``, ``otb``)."""
+    """Build a reader by its name (``got10k``, ``lasot``, ``coco``, ``imagenet_vid``, ``otb``, ``crops``)."""
     try:
         cls = READERS[kind.lower()]
     except KeyError:

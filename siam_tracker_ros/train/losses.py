@@ -18,12 +18,18 @@ Primitive losses (each checked against a hand-computed value in test_losses.py):
 - diou_loss: 1 - IoU + rho^2 / c^2 (Zheng et al. 2020; SiamCAN Eq. 15 prints c
   where the DIoU paper has c^2 — c is a length, so c^2 keeps the term unitless).
 
-Criteria (`build_criterion`) turn model outputs + a batch into (loss, parts):
+Criteria turn model outputs + a batch into (loss, parts). They live in a registry
+like the model registry: `@register_loss("name")` on a class (or a factory
+taking (cfg, model)); `build_criterion({"type": name, ...}, model)` builds one,
+so a new method adds its loss without touching the trainer:
     logistic  SiamFC                          outputs["response"]
-    rasnet    temporal-weighted logistic      outputs["response"], batch["frame_gap"]
+    rasnet    Omega-weighted logistic (RASNet Eq. 12-13)  outputs["response"], batch["frame_gap"]
+              (needs pairs drawn with data.temporal: loss: j != i uniformly)
     rpn       Ta-ASiam / SiamRPN++            outputs["cls"] B x 2K x S x S, ["loc"] B x 4K x S x S
     siamcan   ellipse + circle labels, CE + DIoU      outputs["cls"] B x 2 x S x S, ["loc"] B x 4 x S x S
-    sae       in-box labels, BCE + IoU (SiamAF-MSA)   idem
+    sae       in-box labels, BCE + IoU: 1 - IoU (SiamAF-MSA Eq. 10)   idem
+              (reg: log_iou is the option: -log IoU keeps a strong gradient while
+              a box is far too small or large, where 1 - IoU's gradient is ~0)
     ban       SiamBAN ellipses, CE + -log IoU (NanoTrack / SiamBAN's code)  idem
 Anchor-free "loc" is positive (l, t, r, b) in search-crop px (heads.py contract);
 RPN channel layout is pysot's: cls channel c * K + k (c = 0 background,
@@ -31,7 +37,7 @@ RPN channel layout is pysot's: cls channel c * K + k (c = 0 background,
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -172,26 +178,53 @@ class Criterion:
         raise NotImplementedError
 
 
+LOSSES: Dict[str, Callable[[Dict[str, Any], Any], Criterion]] = {}
+
+
+def register_loss(name: str, **defaults):
+    """Register a criterion class (or a factory (cfg, model) -> Criterion) under
+    `name`; `defaults` are passed as keyword arguments (presets)."""
+    def deco(factory):
+        LOSSES[name] = (lambda cfg, model: factory(cfg, model, **defaults)) if defaults else factory
+        return factory
+    return deco
+
+
+@register_loss("rasnet", temporal=True)
+@register_loss("logistic")
 class LogisticCriterion(Criterion):
-    """SiamFC (and RASNet with temporal=True)."""
+    """SiamFC's logistic loss; with temporal=True RASNet's Eq. 12: each pair's
+    loss times Omega(i, j) = exp(-|i - j| / sigma) (Eq. 13), from the batch's
+    frame_gap. RASNet sums over pairs i != j drawn uniformly (data.temporal: loss);
+    a batch without frame_gap is an error, not an unweighted loss."""
+
+    #: the data.temporal mode this criterion needs (None: any)
+    temporal_mode: Optional[str] = None
 
     def __init__(self, cfg, model=None, temporal: bool = False):
         super().__init__(cfg, model)
         self.radius = float(self.cfg.get("radius", 16.0))
         self.temporal = temporal or bool(self.cfg.get("temporal", False))
         self.sigma = float(self.cfg.get("sigma", 100.0))
+        if self.temporal:
+            self.temporal_mode = "loss"
 
     def __call__(self, outputs, boxes, negative=None, batch=None):
         logits = outputs["response"]
         labels, weights = T.logistic_labels(boxes.to(logits.device), logits.shape[-1], self.stride,
                                             self.radius, self.search_size, negative)
         pair_w = None
-        if self.temporal and batch is not None and batch.get("frame_gap") is not None:
-            pair_w = temporal_weights(torch.as_tensor(batch["frame_gap"], device=logits.device), self.sigma)
+        if self.temporal:
+            gaps = None if batch is None else batch.get("frame_gap")
+            if gaps is None:
+                raise ValueError("the rasnet loss weights each pair by Omega(i, j) and needs the batch's "
+                                 "frame_gap (PairDataset gives it; draw pairs with data.temporal: loss)")
+            pair_w = temporal_weights(torch.as_tensor(gaps, device=logits.device), self.sigma)
         loss = logistic_loss(logits, labels, weights, pair_w)
         return loss, {"cls": loss.detach()}
 
 
+@register_loss("rpn")
 class RPNCriterion(Criterion):
     def __init__(self, cfg, model=None):
         super().__init__(cfg, model)
@@ -275,18 +308,14 @@ class PointCriterion(Criterion):
 
 REG_LOSSES = {"iou": iou_loss, "log_iou": log_iou_loss, "diou": diou_loss}
 
-CRITERIA = ("logistic", "rasnet", "rpn", "siamcan", "sae", "ban")
+for _preset in PointCriterion.PRESETS:
+    register_loss(_preset, preset=_preset)(PointCriterion)
 
 
 def build_criterion(cfg: Dict[str, Any], model=None) -> Criterion:
+    """The registered criterion `cfg["type"]` (default logistic) with the rest of cfg."""
     cfg = dict(cfg or {})
     kind = cfg.pop("type", "logistic")
-    if kind == "logistic":
-        return LogisticCriterion(cfg, model)
-    if kind == "rasnet":
-        return LogisticCriterion(cfg, model, temporal=True)
-    if kind == "rpn":
-        return RPNCriterion(cfg, model)
-    if kind in PointCriterion.PRESETS:
-        return PointCriterion(cfg, model, preset=kind)
-    raise ValueError(f"unknown loss type '{kind}'; one of {CRITERIA}")
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss type '{kind}'; registered: {sorted(LOSSES)}")
+    return LOSSES[kind](cfg, model)

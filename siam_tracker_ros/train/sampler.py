@@ -1,22 +1,37 @@
 """Training pairs: which frames make a (template, search) pair, and the crops.
 
-:class:`PairSampler` draws raw pairs from several datasets:
+:class:`PairSampler` draws raw pairs from several datasets (the mixing sampler):
 
-- a dataset by its weight, then a sequence uniformly, then a visible template
-  frame i uniformly;
-- a visible search frame j with ``|i - j| <= frame_range`` (the dataset's
-  ``frame_range``), drawn with probability proportional to RASNet's temporal
-  weighting ``Omega(i, j) = exp(-|i - j| / sigma)``, sigma = 100;
-  (RASNet weights every pair's loss by Omega, Eq. 12-13; drawing pairs with
-  probability proportional to Omega gives the same expected loss up to a
-  constant. The paper sums over all frame pairs: pass a frame_range at least
-  the sequence length for that; the default limits it to 100 frames as SiamFC);
+- a dataset (a *source*: real crops, pseudo-labelled clips, synthetic
+  sequences, ...) by its weight, then a sequence uniformly, then a visible
+  template frame i uniformly;
+- a visible search frame j within the frame range (``|i - j| * frame_step <=
+  frame_range``, gaps counted in 30-fps frames, see ``Sequence.frame_step``),
+  drawn according to ``temporal``:
+
+  ``"sample"`` (default)  with probability proportional to RASNet's
+                          ``Omega(i, j) = exp(-|i - j| / sigma)`` (sigma 100):
+                          close frames more often, every pair's loss weighted 1;
+  ``"loss"``              uniformly among the frames j != i, and the pair carries
+                          its gap so that the loss weights it by Omega (RASNet
+                          Eq. 12-13 as written: sum over i != j of Omega * L);
+                          sequences with one visible frame are not drawn;
+  ``"uniform"``           uniformly (SiamFC / SiamRPN++ style).
+
 - with probability ``neg_prob`` (0.2) a negative pair instead: the search frame
   comes from a different sequence (a different object; from any dataset by
-  weight), so the template's target is not the object in the search crop.
+  weight), so the template's target is not the object in the search crop. A
+  negative pair's ``frame_gap`` is 0 (Omega 1: no temporal relation to weigh).
+
+Every pair says where it came from: ``frame_gap`` (|i - j| in 30-fps frames)
+and ``source`` (the index of its template's dataset).
 
 Draws are deterministic: sample ``k`` of seed ``s`` (and epoch ``e``) uses
 ``numpy.random.default_rng([s, e, k])``, independent of worker count and order.
+
+Training never reads the validation sequences (../shared/data/sequences, or
+$SIAM_TRACKER_SEQUENCES): the sampler refuses a dataset under them, with no
+override (:func:`check_not_validation`).
 
 :class:`PairDataset` (a ``torch.utils.data.Dataset``) turns pairs into crops:
 template 127 px, search 255 px, context 0.5, with the augmentations of
@@ -30,7 +45,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from typing import Dict, Optional, Sequence as Seq, Union
+from typing import Dict, List, Optional, Sequence as Seq, Union
 
 import cv2
 import numpy as np
@@ -61,6 +76,29 @@ def temporal_weights(i: int, candidates: np.ndarray, sigma: float) -> np.ndarray
 
 
 VALIDATION_MARK = os.path.join("shared", "data", "sequences")
+TEMPORAL_MODES = ("sample", "loss", "uniform")
+
+
+def validation_roots() -> List[str]:
+    """Folders that hold validation data: the shared sequences beside this
+    checkout and $SIAM_TRACKER_SEQUENCES (both resolved; those that exist)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.dirname(os.path.dirname(here))
+    roots = [os.path.join(os.path.dirname(repo), "shared", "data", "sequences")]
+    if os.environ.get("SIAM_TRACKER_SEQUENCES"):
+        roots.append(os.environ["SIAM_TRACKER_SEQUENCES"])
+    return [os.path.realpath(r) for r in roots if os.path.isdir(r)]
+
+
+def is_validation_path(path: str) -> bool:
+    """True for a path inside (or above) the validation sequences."""
+    real = os.path.realpath(path)
+    if VALIDATION_MARK in real:
+        return True
+    for root in validation_roots():
+        if real == root or real.startswith(root + os.sep) or root.startswith(real + os.sep):
+            return True
+    return False
 
 
 def check_not_validation(dataset: TrackingDataset) -> None:
@@ -68,9 +106,10 @@ def check_not_validation(dataset: TrackingDataset) -> None:
     training data: numbers measured on data a model was trained on say nothing."""
     roots = [getattr(dataset, a, None) for a in ("root", "image_dir")]
     for r in roots:
-        if r and VALIDATION_MARK in os.path.realpath(r):
-            raise ValueError(f"{r} is the validation data ({VALIDATION_MARK}); do not train on it "
-                             "(allow_validation_data=True overrides, for tests only)")
+        if r and is_validation_path(r):
+            raise ValueError(f"refusing to train on {r}: it is (or holds) the validation sequences "
+                             f"({VALIDATION_MARK}), which only siam-eval and validation may read. "
+                             "Train on ../shared/data/train/crops or another labelled set.")
 
 
 class PairSampler:
@@ -84,11 +123,13 @@ class PairSampler:
 
     def __init__(self, datasets: Seq[TrackingDataset], weights: Optional[Seq[float]] = None,
                  frame_range: Union[None, int, Seq[int]] = None, sigma: float = 100.0,
-                 neg_prob: float = 0.2, seed: int = 0, allow_validation_data: bool = False):
+                 neg_prob: float = 0.2, seed: int = 0, temporal: str = "sample"):
         self.datasets = [d for d in datasets]
-        if not allow_validation_data:
-            for d in self.datasets:
-                check_not_validation(d)
+        for d in self.datasets:
+            check_not_validation(d)
+        if temporal not in TEMPORAL_MODES:
+            raise ValueError(f"temporal must be one of {TEMPORAL_MODES}, got {temporal!r}")
+        self.temporal = temporal
         if not self.datasets or not any(len(d) for d in self.datasets):
             raise ValueError("PairSampler needs at least one dataset with a visible target")
         if weights is None:
@@ -110,6 +151,16 @@ class PairSampler:
         self.seed = int(seed)
         self.epoch = 0
         self._visible = [[s.visible_indices for s in d.sequences] for d in self.datasets]
+        # "loss": a pair needs two different visible frames
+        min_visible = 2 if temporal == "loss" else 1
+        self._eligible = [np.array([k for k, v in enumerate(vis) if len(v) >= min_visible], dtype=np.int64)
+                          for vis in self._visible]
+        for k, e in enumerate(self._eligible):
+            if not len(e):
+                self.weights[k] = 0.0
+        if self.weights.sum() <= 0:
+            raise ValueError("no sequence has two visible frames (temporal='loss' needs pairs i != j)")
+        self.weights = self.weights / self.weights.sum()
 
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch, int(index)])
@@ -117,7 +168,8 @@ class PairSampler:
     def _pick_sequence(self, rng: np.random.Generator, exclude=None):
         for _ in range(100):
             di = int(rng.choice(len(self.datasets), p=self.weights))
-            si = int(rng.integers(len(self.datasets[di])))
+            eligible = self._eligible[di]
+            si = int(eligible[rng.integers(len(eligible))])
             if exclude is None or (di, si) != exclude:
                 return di, si
         raise RuntimeError("cannot pick a sequence different from the template's (one sequence only?)")
@@ -134,13 +186,24 @@ class PairSampler:
             dj, sj = self._pick_sequence(rng, exclude=(di, si))
             vis_j = self._visible[dj][sj]
             j = int(vis_j[rng.integers(len(vis_j))])
+            gap = 0.0
         else:
             dj, sj = di, si
-            rng_f = self.frame_ranges[di]
-            cand = vis[np.abs(vis - i) <= rng_f]
-            j = int(rng.choice(cand, p=temporal_weights(i, cand, self.sigma)))
+            step = self.sequence(di, si).frame_step
+            cand = vis[np.abs(vis - i) * step <= self.frame_ranges[di]]
+            if self.temporal == "loss":
+                cand = cand[cand != i]
+                if not len(cand):       # nothing else within range: the nearest other frame
+                    others = vis[vis != i]
+                    cand = others[np.argsort(np.abs(others - i), kind="stable")[:1]]
+                j = int(cand[rng.integers(len(cand))])
+            elif self.temporal == "uniform":
+                j = int(cand[rng.integers(len(cand))])
+            else:
+                j = int(rng.choice(cand, p=temporal_weights(i, cand, self.sigma / step)))
+            gap = abs(j - i) * step
         return {"template": (di, si, i), "search": (dj, sj, j), "negative": bool(negative),
-                "rng": rng}
+                "frame_gap": float(gap), "source": di, "rng": rng}
 
     def sequence(self, di: int, si: int) -> Sequence:
         return self.datasets[di].sequences[si]
@@ -152,7 +215,8 @@ class PairSampler:
         st, ss = self.sequence(di, si), self.sequence(dj, sj)
         t_img = st.image(i)
         s_img = t_img if (di, si, i) == (dj, sj, j) else ss.image(j)
-        info = {"template": (st.dataset, st.name, i), "search": (ss.dataset, ss.name, j), "rng": idx["rng"]}
+        info = {"template": (st.dataset, st.name, i), "search": (ss.dataset, ss.name, j), "rng": idx["rng"],
+                "frame_gap": idx["frame_gap"], "source": idx["source"]}
         return Pair(t_img, st.boxes[i].copy(), s_img, ss.boxes[j].copy(), idx["negative"], info)
 
 
@@ -184,6 +248,8 @@ class PairDataset(_TorchDataset):
       NOT the template's target: targets must be all-negative);
     - ``template_box``: float tensor (4,) xyxy in template px;
     - ``negative``: bool;
+    - ``frame_gap``: float, |i - j| of the pair in 30-fps frames (0 for a negative);
+    - ``source``: int, the index of the template's dataset (the mix's source);
     - ``two_stage`` only: ``search_appearance`` (3 x 255 x 255, appearance-aware
       sample of the same search frame) and ``search_appearance_box`` (xyxy).
 
@@ -198,12 +264,11 @@ class PairDataset(_TorchDataset):
                  template_cfg: Optional[A.CropConfig] = None,
                  search_cfg: Optional[A.CropConfig] = None,
                  appearance_cfg: Optional[A.CropConfig] = None,
-                 allow_validation_data: bool = False):
+                 temporal: str = "sample"):
         if mode not in ("plain", "two_stage"):
             raise ValueError(f"mode must be 'plain' or 'two_stage', got {mode!r}")
         self.mode = mode
-        self.sampler = PairSampler(datasets, weights, frame_range, sigma, neg_prob, seed,
-                                   allow_validation_data)
+        self.sampler = PairSampler(datasets, weights, frame_range, sigma, neg_prob, seed, temporal)
         self.template_size = int(template_size)
         self.search_size = int(search_size)
         self.length = int(length)
@@ -255,6 +320,8 @@ class PairDataset(_TorchDataset):
             "search_box": torch.as_tensor(xywh_to_xyxy(c["search_box"]), dtype=torch.float32),
             "template_box": torch.as_tensor(xywh_to_xyxy(c["template_box"]), dtype=torch.float32),
             "negative": bool(c["negative"]),
+            "frame_gap": float(c["info"]["frame_gap"]),
+            "source": int(c["info"]["source"]),
         }
         if self.mode == "two_stage":
             item["search_appearance"] = _to_tensor(c["search_appearance"])

@@ -18,6 +18,8 @@ score-map point to the box sides. With 127/255 crops and stride 8 the maps are
 """
 from __future__ import annotations
 
+import math
+
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -104,13 +106,21 @@ class MultiLevelAnchorFreeHead(nn.Module):
     The exponent is clamped to +-max_log_distance (exp(10) ~ 22000 px, far beyond
     any crop; exp(-10) ~ 5e-5 px) so that untrained models give finite, positive
     distances; SiamBAN has no clamp, and trained values never reach it.
+
+    loc_init_distance (px, default None = PyTorch's init): the bias of each
+    level's last loc conv starts at log(d), so an untrained head predicts boxes
+    of about 2d x 2d instead of ~2 x 2 px. With 1 - IoU (SiamAF-MSA's loss) the
+    gradient on a 2-px box inside a 60-px target is ~1e-3 of its value at a
+    plausible size, and regression would hardly start; the papers give no head
+    init, so this is a choice, not theirs.
     """
 
     max_log_distance = 10.0
 
     def __init__(self, in_channels: Sequence[int] = (256, 256, 256), levels: Optional[Sequence[int]] = None,
                  cls_out_channels: int = 2, share_weights: bool = False,
-                 attention_factory: Optional[Callable[[], nn.Module]] = None):
+                 attention_factory: Optional[Callable[[], nn.Module]] = None,
+                 loc_init_distance: Optional[float] = None):
         super().__init__()
         in_channels = list(in_channels)
         self.levels = list(levels) if levels is not None else [i + 2 for i in range(len(in_channels))]
@@ -126,6 +136,9 @@ class MultiLevelAnchorFreeHead(nn.Module):
             self.cls_weight = nn.Parameter(torch.ones(n))
             self.loc_weight = nn.Parameter(torch.ones(n))
         self.loc_scale = nn.Parameter(torch.ones(n))
+        if loc_init_distance:
+            for box in self.boxes():
+                nn.init.constant_(box.loc.head[-1].bias, math.log(float(loc_init_distance)))
 
     def boxes(self) -> List[AnchorFreeBox]:
         return [getattr(self, f"box{level}") for level in self.levels]

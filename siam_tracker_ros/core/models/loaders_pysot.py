@@ -18,17 +18,22 @@ AdjustAllLayer [512, 1024, 2048] -> 256, MultiRPN weighted, 5 anchors):
   or the state dict itself, keys possibly prefixed "module."; old checkpoints
   may lack BN `num_batches_tracked` (pysot ignores those as missing).
 
-Mapping table (first matching rule wins; `{L}` is a level the target model has):
-    backbone.<rest>                        -> backbone.<rest>  (every layer 1-4)
-    neck.downsample{L}.<rest>              -> neck.downsample{L}.<rest>
-    rpn_head.rpn{L}.<rest>                 -> rpn_head.rpn{L}.<rest>
-    rpn_head.cls_weight / loc_weight [3]   -> same name, entries of the model's
-                                              levels ([1, 2] for levels 3, 4)
-    neck.downsample{other}.*, rpn_head.rpn{other}.*  -> dropped (layer 2: the
-                                              paper's Ta-ASiam uses layers 3, 4)
+Mapping table (first matching rule wins; `{L}` is a level the target model has).
+Ta-ASiam uses the paper's third and fourth ResNet blocks = pysot layer2 and
+layer3 (levels [2, 3]), so from a siamrpn_r50_l234 file the loader maps:
+    backbone.{conv1,bn1,layer1,layer2,layer3}.<rest> -> backbone.<same>
+    backbone.layer{above the model's top}.*  -> dropped (layer4: the fifth block,
+                                              which the paper removes)
+    neck.downsample{L}.<rest>              -> neck.downsample{L}.<rest>  (L = 2, 3)
+    rpn_head.rpn{L}.<rest>                 -> rpn_head.rpn{L}.<rest>     (L = 2, 3)
+    rpn_head.cls_weight / loc_weight [3]   -> same name, the entries of the model's
+                                              levels ([0, 1] for levels 2, 3)
+    neck.downsample{other}.*, rpn_head.rpn{other}.*  -> dropped (layer 4)
     anything else                          -> unknown
 Fusion weights: softmax over the kept entries equals pysot's softmax weights
-of those layers renormalised to sum 1 (the layer-2 share is spread pro rata).
+of those layers renormalised to sum 1 (the layer-4 share is spread pro rata).
+Note that pysot's layer3 is dilated 2 and its layer4 dilated 4 in SiamRPN++;
+Ta-ASiam keeps layer3 as it is there.
 
 Attention (not in pysot) starts neutral: the last layer of every channel MLP
 and every spatial conv gets zero weights and a bias so that each sigmoid gate
@@ -103,7 +108,9 @@ class MappingReport:
 def _rules(levels):
     """The mapping table: (regex on the pysot key, target template or None, reason)."""
     lv = "|".join(str(l) for l in levels)
+    above = "|".join(str(l) for l in range(max(levels) + 1, 5)) or "x"
     return [
+        (re.compile(rf"^backbone\.layer({above})\..+$"), None, "backbone layer the model does not build"),
         (re.compile(r"^backbone\.(.+)$"), r"backbone.\1", None),
         (re.compile(rf"^neck\.downsample({lv})\.(.+)$"), r"neck.downsample\1.\2", None),
         (re.compile(r"^neck\.downsample(\d+)\..+$"), None, "neck of a layer the model does not use"),

@@ -28,14 +28,17 @@ trained that way).
 `out_indices` (the light paper models, backbones.py): forward returns the list
 of the outputs of those `features` entries instead of the last one, and
 `out_channels` is the list of their channel counts. In the NanoTrack v2
-truncation the stride-16 stages are features[4:7] (40 ch) and features[7:9]
-(48 ch); features[6] and features[8] end them.
+truncation the stride-8 stage is features[2:4] (24 ch), the stride-16 stages
+are features[4:7] (40 ch) and features[7:9] (48 ch); features[3], [6] and [8]
+end them. With `match_stride` an output at stride 8 is 2x2 average-pooled to
+stride 16.
 """
 from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # (kernel, expansion size, out channels, SE, h-swish, stride) per block: MobileNetV3-small.
@@ -116,7 +119,7 @@ class MobileNetV3(nn.Module):
 
     def __init__(self, blocks: Sequence[Tuple[int, int, int, bool, bool, int]] = SMALL_BLOCKS,
                  width_mult: float = 1.0, num_blocks: int = None, stem_channels: int = 16,
-                 out_indices: Sequence[int] = None):
+                 out_indices: Sequence[int] = None, match_stride: bool = False):
         super().__init__()
         blocks = list(blocks)[:num_blocks] if num_blocks is not None else list(blocks)
         inp = make_divisible(stem_channels * width_mult, 8)
@@ -136,26 +139,40 @@ class MobileNetV3(nn.Module):
         self.out_indices = None
         self.out_channels = inp
         self.stride = stride
+        self._pool: List[int] = []
         if out_indices is not None:
             self.out_indices = [int(i) for i in out_indices]
             if not self.out_indices or any(i < 0 or i >= len(layers) for i in self.out_indices):
                 raise ValueError(f"out_indices must lie in 0..{len(layers) - 1}, got {out_indices}")
             self.out_channels = [channels[i] for i in self.out_indices]
-            if len({strides[i] for i in self.out_indices}) != 1:
-                raise ValueError(f"out_indices {out_indices} mix strides {[strides[i] for i in self.out_indices]}")
-            self.stride = strides[self.out_indices[0]]
+            level_strides = [strides[i] for i in self.out_indices]
+            self.stride = max(level_strides)
+            if len(set(level_strides)) != 1 and not match_stride:
+                raise ValueError(f"out_indices {out_indices} mix strides {level_strides} "
+                                 "(match_stride=True pools the finer ones to the coarsest)")
+            # a finer output is average-pooled to the coarsest stride (parameter-free),
+            # so every level has the same map size for the correlation heads
+            self._pool = [self.stride // s for s in level_strides]
 
-    def forward(self, x: torch.Tensor):
+    def forward(self, x: torch.Tensor, detach_between_levels: bool = False):
+        """The last block's features, or the list of `out_indices` features.
+
+        detach_between_levels: the input of the blocks after one output index is
+        detached from it, so a loss on a deeper output does not reach the blocks
+        of a shallower one (Ta-ASiam's two-stage aware training); values are
+        unchanged."""
         if self.out_indices is None:
             return self.features(x)
-        outs, last = [], max(self.out_indices)
+        outs, last = {}, max(self.out_indices)
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i in self.out_indices:
-                outs.append(x)
+                outs[i] = x
+                if detach_between_levels and i != last:
+                    x = x.detach()
             if i == last:
                 break
-        return [outs[sorted(self.out_indices).index(i)] for i in self.out_indices]
+        return [outs[i] if p == 1 else F.avg_pool2d(outs[i], p) for i, p in zip(self.out_indices, self._pool)]
 
 
 def mobilenetv3_small_nanotrack() -> MobileNetV3:

@@ -122,12 +122,17 @@ class ResNet(nn.Module):
             layers.append(block(self.inplanes, planes, dilation=dilation))
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+    def forward(self, x: torch.Tensor, detach_between_levels: bool = False) -> List[torch.Tensor]:
+        """The `used_layers` features. detach_between_levels: a used layer's output
+        enters the next layer detached, so a loss on a deeper level does not reach
+        a shallower level's layer (Ta-ASiam's two-stage aware training)."""
         x_ = self.relu(self.bn1(self.conv1(x)))
         outs = [x_]
         x = self.layer1(self.maxpool(x_))
         outs.append(x)
         for i in range(2, self._top + 1):
+            if detach_between_levels and (i - 1) in self.used_layers:
+                x = x.detach()
             x = getattr(self, f"layer{i}")(x)
             outs.append(x)
         return [outs[i] for i in self.used_layers]

@@ -36,7 +36,8 @@ class SiamAFMSA(MultiLevelSiamese):
 
     def __init__(self, used_layers: Sequence[int] = (2, 3, 4), neck_channels: int = 256,
                  sae_inter_channels: Optional[int] = None, template_crop: int = 7,
-                 sae: bool = True, backbone: str = "resnet50"):
+                 sae: bool = True, backbone: str = "resnet50",
+                 loc_init_distance: Optional[float] = None):
         super().__init__(used_layers, neck_channels, template_crop, backbone)
         chans = self.level_channels
         # sae=False: no SAE blocks (the plain SiamBAN-style model, for ablations).
@@ -45,7 +46,7 @@ class SiamAFMSA(MultiLevelSiamese):
             self.sae = nn.ModuleDict({
                 f"level{level}": SAEBlock(c, sae_inter_channels) for level, c in zip(self.levels, chans)})
         self.head = MultiLevelAnchorFreeHead(chans, levels=self.levels, cls_out_channels=2,
-                                             share_weights=False)
+                                             share_weights=False, loc_init_distance=loc_init_distance)
 
     def features(self, img: torch.Tensor, template: bool) -> List[torch.Tensor]:
         fs = super().features(img, template)

@@ -42,7 +42,8 @@ class SiamCAN(MultiLevelSiamese):
     def __init__(self, used_layers: Sequence[int] = (2, 3, 4), neck_channels: int = 256,
                  eca_kernel_size: Optional[int] = None, spatial_kernel_size: int = 7,
                  share_fusion_weights: bool = True, template_crop: int = 7,
-                 attention: bool = True, backbone: str = "resnet50"):
+                 attention: bool = True, backbone: str = "resnet50",
+                 loc_init_distance: Optional[float] = None):
         super().__init__(used_layers, neck_channels, template_crop, backbone)
         chans = self.level_channels
         # attention=False: both attentions off (the plain SiamBAN-style model, for ablations).
@@ -52,7 +53,8 @@ class SiamCAN(MultiLevelSiamese):
                 f"level{level}": CrossChannelAttention(c, eca_kernel_size) for level, c in zip(self.levels, chans)})
         self.head = MultiLevelAnchorFreeHead(
             chans, levels=self.levels, cls_out_channels=2, share_weights=share_fusion_weights,
-            attention_factory=(lambda: SelfSpatialAttention(spatial_kernel_size)) if self.use_attention else None)
+            attention_factory=(lambda: SelfSpatialAttention(spatial_kernel_size)) if self.use_attention else None,
+            loc_init_distance=loc_init_distance)
 
     def _eca(self, level: int) -> CrossChannelAttention:
         return self.cross_attention[f"level{level}"]

@@ -29,18 +29,22 @@ def cross_correlation(template: torch.Tensor, search: torch.Tensor) -> torch.Ten
 def single_backbone(kind: str = "alexnet", neck_channels: int = None):
     """(backbone, neck or None, feature channels) of the SiamFC family.
 
-    kind "alexnet": SiamFC's (stride 8, 256 ch). "mobilenetv3": NanoTrack v2's
+    kind "alexnet": SiamFC's (stride 8, 256 ch). "alexnet_torchvision": the same
+    geometry with torchvision's AlexNet widths, for an ImageNet init in that
+    layout (alexnet.py, loaders_imagenet.py). "mobilenetv3": NanoTrack v2's
     MobileNetV3-small (stride 16, 48 ch), the light configuration. neck_channels:
     a 1x1 conv + BN after the backbone (no template crop), trainable when the
     backbone is frozen (the light models' only feature adaptation).
     """
     if kind == "alexnet":
         backbone = AlexNet()
+    elif kind == "alexnet_torchvision":
+        backbone = AlexNet(widths="torchvision")
     elif kind == "mobilenetv3":
         from .mobilenetv3 import mobilenetv3_small_nanotrack
         backbone = mobilenetv3_small_nanotrack()
     else:
-        raise ValueError(f"unknown SiamFC-family backbone '{kind}'; one of alexnet, mobilenetv3")
+        raise ValueError(f"unknown SiamFC-family backbone '{kind}'; one of alexnet, alexnet_torchvision, mobilenetv3")
     if not neck_channels:
         return backbone, None, backbone.out_channels
     from .necks import AdjustLayer

@@ -1,11 +1,14 @@
 """Ta-ASiam: two-stage aware attentional Siamese network (Pattern Recognition 2021).
 
-Architecture (paper Sec. 3, Fig. 1):
-- backbone: SiamRPN++'s ResNet-50 (conv4/conv5 at stride 1, dilation 2/4,
-  total stride 8); the paper removes the last block and uses the third and
-  fourth residual blocks, i.e. pysot's layer3 (1024 ch) and layer4 (2048 ch).
-  (The paper's "third/fourth residual block" is taken as pysot layer3/layer4,
-  as in SiamRPN++ r50-l234 minus layer2; layer numbering as in pysot.)
+Architecture (paper Sec. 3.1-3.3, Fig. 1):
+- backbone: SiamRPN++'s ResNet-50 with its fifth block removed (Sec. 3.1:
+  "remove the last residual block, i.e. the fifth block"; the fourth block gets
+  stride 1 and dilation). ResNet's five blocks are conv1, conv2_x ... conv5_x,
+  i.e. pysot's conv1, layer1, layer2, layer3, layer4; features come from the
+  third and fourth blocks = pysot layer2 (512 ch) and layer3 (1024 ch, dilated),
+  levels [2, 3] (the same block counting as SiamCAN's and SiamAF-MSA's
+  "layers 3-5" = pysot layer2/3/4). The first two blocks (conv1, layer1) are
+  always frozen in training (Sec. 5.1).
 - neck: 1x1 conv + BN to 256 channels per layer; the template is
   centre-cropped to 7x7 (127 px template -> 15x15 -> 7x7).
 - attention, one set per layer:
@@ -25,11 +28,16 @@ c*A + a (c = 0 background, 1 target), loc channel k*A + a (k = dx, dy, dw, dh).
 `track(state, x, return_branches=True)` adds "branches": one dict per layer
 {"level", "cls", "loc"} (unfused, for the per-branch losses of two-stage aware
 training) and "fusion": {"cls": alpha, "loc": beta}.
+`set_branch_isolation(True)` (train/actors.py, two_stage): the backbone detaches
+each level's input from the level below, so a loss on the deep branch trains
+the deep block only (paper Sec. 4: position-aware samples train the third
+block's branch, appearance-aware samples the fourth block's).
 Inputs are BGR float 0..255 without normalisation (pysot's convention, so that
 SiamRPN++ weights load; see loaders_pysot.py).
 
 Parameter names follow pysot where the part exists there (backbone.*,
-neck.downsample{3,4}.*, rpn_head.rpn{3,4}.*, rpn_head.cls_weight/loc_weight).
+neck.downsample{2,3}.*, rpn_head.rpn{2,3}.*, rpn_head.cls_weight/loc_weight):
+loaders_pysot.py maps a SiamRPN++ r50-l234 checkpoint's layer2 and layer3 parts.
 """
 from __future__ import annotations
 
@@ -41,7 +49,7 @@ from torch import nn
 
 from .cbam import ChannelAttention, SpatialAttention
 from .necks import AdjustAllLayer
-from .backbones import MOBILENET_LEVELS, multi_level_backbone
+from .backbones import level_stage, multi_level_backbone
 from .registry import register_model
 
 
@@ -127,16 +135,17 @@ class TaASiam(nn.Module):
     exemplar_size = 127
     instance_size = 255
 
-    def __init__(self, levels: Sequence[int] = (3, 4), channels: int = 256, anchor_num: int = 5,
+    def __init__(self, levels: Sequence[int] = (2, 3), channels: int = 256, anchor_num: int = 5,
                  reduction: int = 16, spatial_kernel: int = 7, spatial_mode: str = "paper",
                  weighted: bool = True, center_crop: int = 7, channel_attention: bool = True,
                  spatial_attention: bool = True, backbone: str = "resnet50"):
         super().__init__()
         self.levels = [int(l) for l in levels]
         self.anchor_num = int(anchor_num)
-        # backbone "mobilenetv3": the light configuration (backbones.py: levels 3/4 ->
-        # MobileNetV3 features[6]/[8], stride 16; use center_crop null: 8x8 templates).
+        # backbone "mobilenetv3": the light configuration (backbones.py: levels 2/3 ->
+        # MobileNetV3 features[3] pooled / features[6], stride 16; center_crop null: 8x8 templates).
         self.backbone = multi_level_backbone(backbone, self.levels)
+        self.isolate_branches = False
         self.stride = self.backbone.stride
         self.neck = AdjustAllLayer(self.backbone.out_channels, channels, center_crop=center_crop,
                                    levels=self.levels)
@@ -149,10 +158,20 @@ class TaASiam(nn.Module):
             {str(l): SpatialAttention(spatial_kernel, spatial_mode) for l in self.levels})
         self.rpn_head = MultiRPN(anchor_num, [channels] * len(self.levels), self.levels, weighted)
 
+    def set_branch_isolation(self, on: bool = True) -> None:
+        """Two-stage aware training: detach each level's backbone input from the
+        level below (forward values unchanged)."""
+        self.isolate_branches = bool(on)
+
+    def _backbone(self, img: torch.Tensor) -> List[torch.Tensor]:
+        if self.isolate_branches:
+            return self.backbone(img, detach_between_levels=True)
+        return self.backbone(img)
+
     # -- the contract ---------------------------------------------------------------
     def template(self, z: torch.Tensor) -> Dict[str, List[torch.Tensor]]:
         """Template state: channel-attended template features and the weights C(z)."""
-        zf = self.neck(self.backbone(z), crop=True)
+        zf = self.neck(self._backbone(z), crop=True)
         features, weights = [], []
         for level, f in zip(self.levels, zf):
             if self.use_channel_attention:
@@ -166,7 +185,7 @@ class TaASiam(nn.Module):
 
     def track(self, state: Dict[str, List[torch.Tensor]], x: torch.Tensor,
               return_branches: bool = False) -> Dict[str, torch.Tensor]:
-        xf = self.neck(self.backbone(x), crop=False)
+        xf = self.neck(self._backbone(x), crop=False)
         attended = []
         for level, f, c in zip(self.levels, xf, state["channel_weights"]):
             g = f if c is None else c * f
@@ -186,18 +205,12 @@ class TaASiam(nn.Module):
 
     # -- helpers for two-stage aware training --------------------------------------
     def branch_modules(self, level: int) -> Dict[str, nn.Module]:
-        """The modules of one branch (paper Sec. 4: layer3 parts are trained with the
-        position-aware samples, layer4 parts with the appearance-aware ones)."""
+        """The modules of one branch (paper Sec. 4: the third block's parts are
+        trained with the position-aware samples, the fourth block's with the
+        appearance-aware ones): that level's backbone stage, neck, attention, RPN."""
         if level not in self.levels:
             raise ValueError(f"level {level} not in {self.levels}")
-        if hasattr(self.backbone, f"layer{level}"):
-            backbone = getattr(self.backbone, f"layer{level}")
-        else:   # MobileNetV3: the stride-16 stage that ends at this level's block
-            ends = sorted(MOBILENET_LEVELS[l] for l in MOBILENET_LEVELS)
-            end = MOBILENET_LEVELS[level]
-            start = max([e for e in ends if e < end], default=3) + 1
-            backbone = nn.Sequential(*self.backbone.features[start:end + 1])
-        return {"backbone": backbone,
+        return {"backbone": level_stage(self.backbone, level),
                 "neck": getattr(self.neck, f"downsample{level}"),
                 "channel_attention": self.channel_attention[str(level)],
                 "spatial_attention": self.spatial_attention[str(level)],
