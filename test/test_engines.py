@@ -274,10 +274,10 @@ def test_registry_engine_keyword_and_wrap_engine(exports, crossing):
     config, model, directory, _ = exports.get("siamfc")
     with pytest.raises(ValueError, match="unknown option"):
         wrap_engine(model, config, "torch", providers=["cpu"])
-    tracker = loading.build_tracker("siamfc", device="cpu", engine="onnxruntime",
+    tracker = loading.build_tracker("siamfc", device="cpu", engine="onnxruntime", allow_untrained=True,
                                      engine_options={"onnx_dir": directory, "threads": 1})
     assert isinstance(tracker.model, OnnxRuntimeEngine) and tracker.device.type == "cpu"
-    torch_tracker = loading.build_tracker("siamfc", device="cpu", engine="torch",
+    torch_tracker = loading.build_tracker("siamfc", device="cpu", engine="torch", allow_untrained=True,
                                            engine_options={"threads": 1})
     assert isinstance(torch_tracker.model, TorchEngine)
     # An engine passed as the model is used as is (one engine shared by trackers).
@@ -285,7 +285,7 @@ def test_registry_engine_keyword_and_wrap_engine(exports, crossing):
     assert wrap_engine(engine, config, "torch") is engine
     tracker.init(frames[0], box)
     assert tracker.track(frames[1]).box.shape == (4,)
-    plain = loading.build_tracker("siamfc", device="cpu")
+    plain = loading.build_tracker("siamfc", device="cpu", allow_untrained=True)
     assert isinstance(plain.model, torch.nn.Module)       # engine=None: unchanged
 
 
@@ -293,7 +293,7 @@ def test_registry_engine_keyword_and_wrap_engine(exports, crossing):
 def test_siam_export_cli(tmp_path, capsys):
     from siam_tracker_ros.cli.export import main
     out = tmp_path / "rasnet"
-    assert main(["rasnet", "--out", str(out)]) == 0
+    assert main(["rasnet", "--allow-untrained", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "template.onnx" in text and "onnxruntime vs PyTorch" in text
     assert sorted(os.listdir(out)) == ["engine.json", "search.onnx", "template.onnx"]
@@ -302,7 +302,7 @@ def test_siam_export_cli(tmp_path, capsys):
 
 def test_siam_export_bench_smoke(tmp_path, sequences_dir, capsys):
     from siam_tracker_ros.cli.export import main
-    rc = main(["--bench", "--models", "rasnet", "--threads", "1", "--frames", "2", "--warmup", "0",
+    rc = main(["--bench", "--allow-untrained", "--models", "rasnet", "--threads", "1", "--frames", "2", "--warmup", "0",
                "--rounds", "1", "--sequences", "OTB_Crossing", "--cache-dir", str(tmp_path / "cache"),
                "--out", str(tmp_path / "bench")])
     assert rc == 0

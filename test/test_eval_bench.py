@@ -17,7 +17,7 @@ def test_run_job_in_process_on_synthetic_frames():
 
 
 def test_model_stages_are_reported():
-    res = speed.run_job(speed.BenchJob("siamfc", threads=1, frames=2, warmup=0))
+    res = speed.run_job(speed.BenchJob("siamfc", threads=1, frames=2, warmup=0, allow_untrained=True))
     assert res.ok, res.reason
     assert "total" in res.ms
     assert res.weights.startswith("none")
@@ -31,7 +31,7 @@ def test_unknown_model_and_cuda_without_gpu_fail_cleanly():
     assert not res.ok and "unknown model" in res.reason
     import torch
     if not torch.cuda.is_available():
-        res = speed.run_job(speed.BenchJob("siamfc", device="cuda", frames=2, warmup=0))
+        res = speed.run_job(speed.BenchJob("siamfc", device="cuda", frames=2, warmup=0, allow_untrained=True))
         assert not res.ok and "CUDA" in res.reason
 
 
@@ -42,20 +42,32 @@ def test_configurations():
     assert len(speed.configurations(cuda=False)) == 2
 
 
-def test_siam_bench_cli(tmp_path):
+def test_siam_bench_cli(tmp_path, capsys):
     from siam_tracker_ros.cli import bench
     out = str(tmp_path / "bench")
-    rc = bench.main(["--models", "no_such_model_xyz", "--peers", "kcf", "--synthetic",
+    # a typo, an untrained model or an unknown peer: one line and exit 2, nothing timed
+    for args, says in ((["--models", "no_such_model_xyz"], "unknown model 'no_such_model_xyz'"),
+                       (["--models", "siamfc"], "model 'siamfc' has no trained weights"),
+                       (["--models", "no_such_model_xyz@onnxruntime"], "unknown model"),
+                       (["--peers", "kfc"], "unknown peer(s) kfc")):
+        assert bench.main(args + ["--synthetic", "--frames", "3", "--no-cuda", "--out", out]) == 2, args
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not os.path.exists(out)
+    # a model that passes the checks but cannot be built (its weights file is missing) is skipped
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model: {type: siamfc}\ntracker: {type: siamfc}\nweights: /nonexistent/broken.pt\n")
+    rc = bench.main(["--models", str(broken), "--peers", "kcf", "--synthetic",
                      "--frames", "3", "--warmup", "1", "--threads", "1", "--no-cuda", "--out", out])
     assert rc == 0
     with open(os.path.join(out, "bench.json")) as f:
         doc = json.load(f)
-    assert "no_such_model_xyz" in doc["skipped"]
+    assert str(broken) in doc["skipped"] and "broken.pt" in doc["skipped"][str(broken)]
     ok = [r for r in doc["results"] if r["ok"]]
     assert [r["tracker"] for r in ok] == ["opencv-kcf"]
     assert "synthetic" in doc["meta"]["frames"]
     md = open(os.path.join(out, "bench.md")).read()
-    assert "| opencv-kcf | cpu | 1 | fp32 |" in md and "no_such_model_xyz" in md
+    assert "| opencv-kcf | cpu | 1 | fp32 |" in md and "broken.yaml" in md
     from siam_tracker_ros.evaluation import benchmarks_doc
     text = benchmarks_doc.build(None, out, None, None, str(tmp_path / "B.md"))
     assert "## Speed and memory (siam-bench)" in text and "| opencv-kcf | cpu | 1 | fp32 |" in text

@@ -164,7 +164,7 @@ def test_model_identity_changes_with_weights(tmp_path):
     ka, kb = runner.TrackerSpec(a).key(), runner.TrackerSpec(b).key()
     assert ka != kb
     assert runner.TrackerSpec(a).label == "a"
-    untrained = runner.TrackerSpec("siamfc")
+    untrained = runner.TrackerSpec("siamfc", allow_untrained=True)
     assert "untrained" in untrained.weights_note()
 
 
@@ -172,7 +172,14 @@ def test_siam_eval_cli_end_to_end(tmp_path, capsys):
     from siam_tracker_ros.cli import eval as siam_eval
     data = make_dataset(str(tmp_path / "data"), n_seqs=2, n_frames=5)
     out = str(tmp_path / "out")
-    argv = ["--dataset", data, "--trackers", "siamfc", "csrt", "kcf", "no_such_model_xyz",
+    # a named model that is unknown, or has no trained weights, is an error before anything runs
+    for bad, says in (("no_such_model_xyz", "unknown model 'no_such_model_xyz'"),
+                      ("siamfc", "model 'siamfc' has no trained weights")):
+        assert siam_eval.main(["--dataset", data, "--trackers", bad, "kcf", "--out", out, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not os.path.exists(out)
+    argv = ["--dataset", data, "--trackers", "siamfc", "csrt", "kcf", "--allow-untrained",
             "--out", out, "--workers", "2", "--device", "cpu", "--quiet"]
     rc = siam_eval.main(argv)
     assert rc == 0
@@ -182,7 +189,6 @@ def test_siam_eval_cli_end_to_end(tmp_path, capsys):
     with open(os.path.join(out, "results.json")) as f:
         doc = json.load(f)
     assert set(doc["trackers"]) == {"siamfc", "opencv-csrt", "opencv-kcf"}
-    assert "no_such_model_xyz" in doc["skipped"]
     assert doc["meta"]["ran"] == 6 and doc["meta"]["from_cache"] == 0
     assert doc["trackers"]["siamfc"]["weights"].startswith("none (untrained")
     assert set(doc["trackers"]["opencv-csrt"]["sequences"]) == {"seq0", "seq1"}
@@ -217,8 +223,8 @@ def test_siam_eval_missing_dataset(tmp_path, capsys):
 
 def test_tracker_spec_with_engine_suffix_is_its_own_tracker():
     from siam_tracker_ros.evaluation.runner import TrackerSpec
-    plain = TrackerSpec("siamfc", device="cpu")
-    onnx = TrackerSpec("siamfc@onnxruntime", device="cpu")
+    plain = TrackerSpec("siamfc", device="cpu", allow_untrained=True)
+    onnx = TrackerSpec("siamfc@onnxruntime", device="cpu", allow_untrained=True)
     assert (onnx.spec, onnx.engine, onnx.label) == ("siamfc", "onnxruntime", "siamfc@onnxruntime")
     assert plain.engine is None and plain.label == "siamfc"
     assert onnx.key() != plain.key()          # cached results of one never stand in for the other

@@ -394,7 +394,7 @@ def test_search_crops_in_one_network_call_equal_one_crop_at_a_time(name):
     from siam_tracker_ros.core.tracking.batching import supports_target_batch
     from siam_tracker_ros.core.tracking.loading import build_tracker
     torch.manual_seed(0)
-    trk = build_tracker(name, device="cpu")
+    trk = build_tracker(name, device="cpu", allow_untrained=True)
     assert supports_target_batch(trk.model)          # else the batched path is not under test
     rng = np.random.default_rng(0)
     image = cv2.GaussianBlur(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), (0, 0), 3)

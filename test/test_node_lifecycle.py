@@ -91,6 +91,9 @@ def test_lifecycle_corrupt_weights_then_compressed_tracking(tmp_path):
     (("-p", "weights:=WEIGHTS"), r"FATAL.*cannot start: cannot build tracker for model 'default'.*corrupt\.pt"),
     (("-p", "lost_threshold:=0.2"), r"FATAL.*cannot start: unknown parameter\(s\) lost_threshold "
                                      r"\(now supervisor\.score_lost\)"),
+    # a model without trained weights (issue 12): refused, saying what to pass instead
+    (("-p", "model:=siamfc"), r"FATAL.*cannot start: .*model 'siamfc' has no trained weights.*weights:=PATH"
+                              r".*allow_untrained:=true"),
 ])
 def test_plain_node_that_cannot_start_exits_1(tmp_path, args, says):
     """Plain mode (no --lifecycle) configures and activates itself at start: a model that cannot

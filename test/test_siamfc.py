@@ -34,7 +34,7 @@ def test_cross_correlation_matches_explicit_sum():
 
 
 def test_tracker_rejects_bad_input():
-    tracker = build_tracker("siamfc", device="cpu")
+    tracker = build_tracker("siamfc", device="cpu", allow_untrained=True)
     image = np.zeros((100, 100, 3), np.uint8)
     with pytest.raises(RuntimeError):
         tracker.track(image)

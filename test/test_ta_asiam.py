@@ -319,7 +319,7 @@ def test_loader_through_registry(pysot_state, tmp_path):
     config.update(weights=str(path), weights_format="pysot_siamrpn_r50")
     cfg_path = tmp_path / "ta_asiam_pysot.yaml"
     cfg_path.write_text(yaml.safe_dump(config))
-    tracker = build_tracker(str(cfg_path), device="cpu")
+    tracker = build_tracker(str(cfg_path), device="cpu", allow_untrained=True)
     assert torch.equal(tracker.model.backbone.layer3[5].conv3.weight.cpu(),
                        pysot_state["backbone.layer3.5.conv3.weight"])
     # a second tracker shares the model

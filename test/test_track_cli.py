@@ -15,7 +15,7 @@ def test_siam_track_writes_one_box_per_frame_and_a_video(tmp_path):
         cv2.imwrite(str(folder / f"{i:04d}.jpg"), image)
     boxes = tmp_path / "boxes.txt"
     video = tmp_path / "out.avi"
-    rc = main([str(folder), "--box", "20,30,30,30", "--model", "siamfc", "--device", "cpu",
+    rc = main([str(folder), "--box", "20,30,30,30", "--model", "siamfc", "--device", "cpu", "--allow-untrained",
                "-o", str(boxes), "--video", str(video)])
     assert rc == 0
     lines = boxes.read_text().strip().splitlines()

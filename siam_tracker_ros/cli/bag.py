@@ -93,7 +93,13 @@ def replay(args) -> int:
 
 
 def evaluate(args) -> int:
+    from ..core.tracking.loading import check_model
     from ..ros import bag_eval
+    try:
+        check_model(args.model, args.weights or None, args.allow_untrained)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"siam-bag eval: {exc}", file=sys.stderr)
+        return 2
     results_bag = None if args.no_results_bag else (args.results_bag or args.bag.rstrip("/") + "_results")
     sup_params = None
     if not args.no_supervisor:
@@ -105,7 +111,7 @@ def evaluate(args) -> int:
         threads=args.threads, supervisor=sup_params is not None,
         supervisor_params=sup_params, init_box=args.init_box,
         target_id=args.target_id, image_topic=args.image_topic, results_bag=results_bag,
-        storage=args.storage, overwrite=args.overwrite)
+        storage=args.storage, overwrite=args.overwrite, allow_untrained=args.allow_untrained)
     print(f"{args.bag}: {summary['frames']} frames, model {args.model} on {summary['device']}, "
           f"supervisor {'on' if summary['supervisor'] else 'off'}, {summary['fps']:.1f} fps, "
           f"{summary['lost_frames']} frames LOST" + (f"; results: {results_bag}" if results_bag else ""))
@@ -200,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("bag")
     p.add_argument("--model", default="default", help="model name, YAML or checkpoint (as siam-eval)")
     p.add_argument("--weights", default="")
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="run a model that has no trained weights (random init) instead of refusing it")
     p.add_argument("--device", default="cpu")
     p.add_argument("--engine", default=None, choices=(None, "torch", "onnxruntime"))
     p.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads (siam-eval's default: 1)")

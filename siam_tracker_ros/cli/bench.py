@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog="\n".join(__doc__.split("\n")[2:]))
     p.add_argument("--models", nargs="+", help="model names / YAML / checkpoints (default: all registered); "
                         "NAME@onnxruntime times a model through that engine")
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="also time models without trained weights (random init; timing does not depend on "
+                        "the weights); without it they are refused, and left out of the default list")
     p.add_argument("--peers", nargs="*", default=None,
                    help="OpenCV peers to time (default: every available one)")
     p.add_argument("--no-peers", action="store_true")
@@ -70,8 +73,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..core.models.registry import available_models
     from ..evaluation import report, speed
     from ..evaluation.datasets import default_sequences_root
+    from ..core.engines import split_engine_spec
+    from ..core.tracking.loading import UntrainedModelError, check_model
     from ..evaluation.peers import available_peers, canonical_peer
 
+    for name in args.models or []:   # a typo or an untrained model: one line and exit 2, before any timing
+        try:
+            check_model(split_engine_spec(name)[0], allow_untrained=args.allow_untrained)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"siam-bench: {name}: {exc}", file=sys.stderr)
+            return 2
     seq_dir = None
     if not args.synthetic:
         if args.sequence and os.path.isdir(args.sequence):
@@ -86,13 +97,28 @@ def main(argv: Optional[List[str]] = None) -> int:
                 return 2
     if args.targets:
         return _multi_target(args, argv, seq_dir, torch.cuda.is_available() and not args.no_cuda)
-    models = args.models or [m for m in available_models() if m != "default"]
+    if args.models:
+        models = args.models
+    else:
+        models = []
+        for name in available_models():
+            try:
+                check_model(name, allow_untrained=args.allow_untrained)
+                if name != "default":
+                    models.append(name)
+            except UntrainedModelError:
+                pass
     if args.no_peers:
         peers = []
     elif args.peers is None:
         peers = available_peers()
     else:
         peers = [canonical_peer(p) or p for p in args.peers]
+        unknown = [p for p in args.peers if canonical_peer(p) is None]
+        if unknown:
+            print(f"siam-bench: unknown peer(s) {', '.join(unknown)}; available: {', '.join(available_peers())}",
+                  file=sys.stderr)
+            return 2
     cuda = torch.cuda.is_available() and not args.no_cuda
     configs = speed.configurations(cuda, tuple(args.threads))
     results = []
@@ -104,7 +130,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 continue
             job = speed.BenchJob(name, device=cfg["device"], threads=cfg["threads"],
                                  precision=cfg["precision"], frames=args.frames, warmup=args.warmup,
-                                 sequence_dir=seq_dir, onnx=args.nano_onnx)
+                                 sequence_dir=seq_dir, onnx=args.nano_onnx,
+                                 allow_untrained=args.allow_untrained)
             label = f"{name} {cfg['device']} threads={cfg['threads']} {cfg['precision']}"
             print(f"siam-bench: {label} ...", file=sys.stderr, flush=True)
             res = speed.run_isolated(job, timeout=args.timeout)
@@ -156,6 +183,7 @@ def _multi_target(args, argv, seq_dir, cuda: bool) -> int:
         for device, threads in devices:
             for n in args.targets:
                 job = multi_speed.MultiJob(name, n, device=device, threads=threads, frames=args.frames,
+                                           allow_untrained=args.allow_untrained,
                                            warmup=args.warmup, sequence_dir=seq_dir)
                 label = f"{name} {device} threads={threads or '-'} targets={n}"
                 print(f"siam-bench: {label} ...", file=sys.stderr, flush=True)

@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                         "runs a model through that engine (docs/DEPLOYMENT.md)")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH",
                    help="weights file for model NAME (repeatable)")
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="also run models that have no trained weights (random init); without it they "
+                        "are refused, and left out of the default tracker list")
     p.add_argument("--nano-onnx", nargs=2, metavar=("BACKBONE", "HEAD"),
                    help="ONNX files for opencv-nanotrack (default: ../shared/weights/nanotrack_v2)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when present)")
@@ -60,10 +63,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def default_trackers() -> List[str]:
-    from ..core.models.registry import available_models
+def default_trackers(allow_untrained: bool = False) -> List[str]:
+    """Every model with weights (every registered model with allow_untrained) and every peer."""
+    from ..core.models.registry import available_models, load_model_config, resolve_weights_path
     from ..evaluation.peers import available_peers
-    return [m for m in available_models() if m != "default"] + available_peers()
+    models = [m for m in available_models() if m != "default"]
+    if not allow_untrained:
+        def has_weights(name):
+            config = load_model_config(name)
+            return bool(resolve_weights_path(config.get("weights"), config))
+        models = [m for m in models if has_weights(m)]
+    return models + available_peers()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -91,9 +101,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 2
         k, v = item.split("=", 1)
         weights[k] = v
-    names = args.trackers or default_trackers()
+    names = args.trackers or default_trackers(args.allow_untrained)
     specs = [runner.TrackerSpec(n, device=args.device, weights=weights.get(n),
-                                onnx=tuple(args.nano_onnx) if args.nano_onnx else None) for n in names]
+                                onnx=tuple(args.nano_onnx) if args.nano_onnx else None,
+                                allow_untrained=args.allow_untrained) for n in names]
+    from ..core.tracking.loading import check_model
+    for s in specs:         # an unknown or untrained model: refused before anything runs
+        if s.kind == "model":
+            try:
+                check_model(s.spec, s.weights, args.allow_untrained)
+            except ValueError as exc:
+                print(f"siam-eval: {s.spec}: {exc}", file=sys.stderr)
+                return 2
     labels = [s.label for s in specs]
     for i, s in enumerate(specs):             # unique labels
         if labels.count(s.label) > 1:

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                                  "--bench: folder for bench.json / bench.md (default out/engines)")
     p.add_argument("--search-batch", type=int, help="search crops per frame (default: the tracker's, "
                                                     "scale_num for siamfc-type trackers, else 1)")
+    p.add_argument("--allow-untrained", action="store_true",
+                   help="export / time a model that has no trained weights (random init) instead of refusing it")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript",
                    help="torch.onnx exporter (default torchscript; dynamo needs onnxscript)")
@@ -77,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 def export_command(args) -> int:
     from ..core.engines import export
     from ..core.models.registry import load_model
+    from ..core.tracking.loading import check_model
 
     if not args.model:
         print("siam-export: name a model to export (or --bench)", file=sys.stderr)
@@ -87,6 +90,7 @@ def export_command(args) -> int:
     status = 0
     for name in args.model:
         try:
+            check_model(name, args.weights, args.allow_untrained)
             config, model, weights = load_model(name, weights=args.weights)
         except (ValueError, FileNotFoundError, OSError) as exc:
             print(f"siam-export: {name}: {exc}", file=sys.stderr)
@@ -161,18 +165,19 @@ class _Config:
 
 def build_configurations(models: Sequence[str], engines: Sequence[str], threads: Sequence[int],
                          opencv_nano: bool = True, cache_dir: Optional[str] = None,
-                         log=print) -> List[_Config]:
+                         log=print, allow_untrained: bool = False) -> List[_Config]:
     """One _Config per (model, engine, threads) plus cv2.TrackerNano per thread count."""
     import torch
 
     from ..core.engines import canonical_engine, export, wrap_engine
     from ..core.models import registry
-    from ..core.tracking.loading import build_tracker_from_config
+    from ..core.tracking.loading import build_tracker_from_config, check_model
 
     configs: List[_Config] = []
     for name in models:
         try:
             torch.manual_seed(0)
+            check_model(name, allow_untrained=allow_untrained)
             config, model, _ = registry.load_model(name)
         except Exception as exc:  # noqa: BLE001 - missing weights, bad config ...
             log(f"siam-export: {name}: cannot build ({type(exc).__name__}: {exc}); skipped")
@@ -219,7 +224,7 @@ def build_configurations(models: Sequence[str], engines: Sequence[str], threads:
 def run_benchmark(models: Sequence[str] = DEFAULT_BENCH_MODELS, engines=("torch", "onnxruntime"),
                   threads=(1, 2), sequences: Optional[Sequence[str]] = None, frames: int = 40,
                   warmup: int = 3, rounds: int = 3, opencv_nano: bool = True,
-                  cache_dir: Optional[str] = None, log=print) -> Dict[str, Any]:
+                  cache_dir: Optional[str] = None, log=print, allow_untrained: bool = False) -> Dict[str, Any]:
     """Time every configuration in this process; return {"meta", "results"}."""
     import cv2
     import torch
@@ -233,7 +238,7 @@ def run_benchmark(models: Sequence[str] = DEFAULT_BENCH_MODELS, engines=("torch"
         imgs, box, desc = load_frames(d, frames + 1)
         clips.append((imgs, box, desc))
     machine = machine_info()          # load average before the runs
-    configs = build_configurations(models, engines, threads, opencv_nano, cache_dir, log)
+    configs = build_configurations(models, engines, threads, opencv_nano, cache_dir, log, allow_untrained)
     saved = (torch.get_num_threads(), cv2.getNumThreads())
     start = time.time()
     try:
@@ -331,7 +336,8 @@ def bench_command(args, argv) -> int:
     try:
         report = run_benchmark(models, args.engines, args.threads, args.sequences, args.frames,
                                args.warmup, args.rounds, not args.no_opencv, args.cache_dir,
-                               log=lambda m: print(m, file=sys.stderr, flush=True))
+                               log=lambda m: print(m, file=sys.stderr, flush=True),
+                               allow_untrained=args.allow_untrained)
     except (FileNotFoundError, ValueError) as exc:
         print(f"siam-export: {exc}", file=sys.stderr)
         return 2

@@ -37,6 +37,8 @@ def build_parser():
     ap.add_argument("--model", default="default", help="model name, model YAML or checkpoint (default: %(default)s)")
     ap.add_argument("--weights", help="weights file overriding the model's")
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
+    ap.add_argument("--allow-untrained", action="store_true",
+                    help="run a model that has no trained weights (random init) instead of refusing it")
     ap.add_argument("--output", "-o", default="-", help="box file to write ('-' = stdout)")
     ap.add_argument("--video", help="write an annotated video here (.mp4 or .avi)")
     ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0 = all)")
@@ -50,7 +52,8 @@ def main(argv=None) -> int:
     source = FrameSource(args.source)
     box = args.box or read_first_groundtruth(args.source)
     try:
-        loaded = loading.load(args.model, weights=args.weights, device=args.device)
+        loaded = loading.load(args.model, weights=args.weights, device=args.device,
+                              allow_untrained=args.allow_untrained)
     except (ValueError, FileNotFoundError) as exc:
         print(f"siam-track: {exc}", file=sys.stderr)
         return 2

@@ -550,6 +550,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--markdown", default=None, help="write the tables (and the command) to this file")
     ap.add_argument("--json", default=None, help="write every number to this JSON file")
     args = ap.parse_args(argv)
+    from ..core.tracking.loading import check_model
+    for name in args.models:   # the supervisor's measurements need a trained model
+        try:
+            check_model(name)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"lost_bench: {name}: {exc}", file=sys.stderr)
+            return 2
 
     import torch
     from ..core.tracking.params import SUPERVISOR_DEFAULTS, validate_supervisor_params as validate_params

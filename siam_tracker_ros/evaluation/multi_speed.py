@@ -46,6 +46,7 @@ class MultiJob:
     frames: int = 60
     warmup: int = 5
     sequence_dir: Optional[str] = None
+    allow_untrained: bool = False
 
 
 @dataclass
@@ -113,7 +114,7 @@ def run_multi_job(job: MultiJob) -> MultiResult:
             raise RuntimeError("CUDA is not available")
         sync = torch.cuda.synchronize if cuda else (lambda: None)
         torch.manual_seed(0)
-        build = loading.load(job.model, device=job.device).new_tracker
+        build = loading.load(job.model, device=job.device, allow_untrained=job.allow_untrained).new_tracker
 
         h, w = frames[0].shape[:2]
         boxes = target_boxes(box, (w, h), job.targets)

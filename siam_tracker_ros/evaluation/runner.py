@@ -55,6 +55,8 @@ class TrackerSpec:
     # Inference engine of a project model (None = torch eager); "NAME@ENGINE" in
     # `spec` sets it too, so one run can compare engines side by side.
     engine: Optional[str] = None
+    # Run a model that has no trained weights (random init) instead of refusing it.
+    allow_untrained: bool = False
 
     def __post_init__(self):
         if self.engine is None:
@@ -89,7 +91,7 @@ class TrackerSpec:
         torch.manual_seed(self.seed)
         return build_tracker(self.spec, device=self.device, weights=self.weights, engine=self.engine,
                              engine_options={"threads": 1} if self.engine == "onnxruntime" else None,
-                             **self.overrides)
+                             allow_untrained=self.allow_untrained, **self.overrides)
 
     def identity(self) -> Dict[str, Any]:
         """Everything the tracker's output depends on; raises when it cannot be built."""
@@ -115,7 +117,7 @@ class TrackerSpec:
         from ..core import checkpoints
         from ..core.models import registry
         from ..core.tracking.registry import TRACKER_CLASSES, import_all
-        registry._import_all()
+        registry.import_all()
         import_all()
         ident: Dict[str, Any] = {"kind": "model", "device": self.device,
                                  "overrides": self.overrides, "seed": self.seed}
@@ -132,6 +134,9 @@ class TrackerSpec:
                 if not os.path.isfile(weights_path):
                     raise FileNotFoundError(f"weights of {self.spec} not found: {weights_path}")
                 ident["weights"] = file_digest(weights_path)
+            elif not self.allow_untrained:
+                from ..core.tracking.loading import UntrainedModelError, untrained_refusal
+                raise UntrainedModelError(untrained_refusal(str(config.get("name", self.spec))))
         ident["config"] = {k: v for k, v in config.items() if not k.startswith("_")}
         self._weights_note = os.path.basename(weights_path) if weights_path else "none (untrained, random init)"
         sources = []

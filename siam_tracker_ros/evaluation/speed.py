@@ -46,6 +46,7 @@ class BenchJob:
     warmup: int = 5
     sequence_dir: Optional[str] = None   # shared-layout sequence; None: synthetic frames
     onnx: Optional[List[str]] = None
+    allow_untrained: bool = False        # time a model without trained weights (random init)
 
 
 @dataclass
@@ -176,7 +177,8 @@ def run_job(job: BenchJob) -> BenchResult:
             name, engine = split_engine_spec(job.tracker)     # NAME@onnxruntime
             tracker = loading.build_tracker(
                 name, device=job.device, engine=engine,
-                engine_options={"threads": job.threads} if engine == "onnxruntime" else None)
+                engine_options={"threads": job.threads} if engine == "onnxruntime" else None,
+                allow_untrained=job.allow_untrained)
             weights = (getattr(tracker, "config", {}) or {}).get("_weights")
             res.weights = os.path.basename(weights) if weights else "none (untrained)"
         autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)

@@ -171,7 +171,8 @@ def evaluate(bag: str, model: str = "default", device: str = "cpu", weights: Opt
              engine: Optional[str] = None, threads: int = 1, supervisor: bool = True,
              supervisor_params: Optional[Dict[str, Any]] = None, init_box=None, target_id: int = 1,
              image_topic: Optional[str] = None, results_bag: Optional[str] = None,
-             storage: str = "sqlite3", overwrite: bool = False, log=print) -> Dict[str, Any]:
+             storage: str = "sqlite3", overwrite: bool = False, log=print,
+             allow_untrained: bool = False) -> Dict[str, Any]:
     """Track a bag offline; write the results bag; score it when the bag has ground truth."""
     import torch
     from ..core.tracking.loading import build_tracker
@@ -182,7 +183,7 @@ def evaluate(bag: str, model: str = "default", device: str = "cpu", weights: Opt
     content = bags.read_track_bag(bag, image_topic=image_topic, results_topic=None)
     init = choose_init(content, init_box, target_id)
     torch.manual_seed(0)   # as siam-eval: a model without weights is the same network every run
-    tracker = build_tracker(model, device=device, weights=weights, engine=engine)
+    tracker = build_tracker(model, device=device, weights=weights, engine=engine, allow_untrained=allow_untrained)
     use_supervisor = bool(supervisor)
     target = OfflineTarget(tracker, dict(supervisor_params or {}) if use_supervisor else None)
     results = track_bag(bag, target, init, image_topic=content.image_topic, log=log)

@@ -13,7 +13,7 @@ descriptor (from the rows).
 
 When a change takes effect:
 - runtime (the default): at the next frame;
-- reload (model, weights, device, engine, threads, input, QoS, supervisor.enabled):
+- reload (model, weights, allow_untrained, device, engine, threads, input, QoS, supervisor.enabled):
   accepted while the node is unconfigured (lifecycle: cleanup, set, configure),
   refused with that reason otherwise;
 - read_only (diagnostics_period): at start only.
@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from ..core.params import Param, table
+from ..core.tracking.loading import shipped_trained_models
 from ..core.tracking.params import SUPERVISOR_PARAMS, TRACKER_PARAMS, runtime_tracker_params
 
 NODE_NAME = "siam_tracker"
@@ -39,10 +40,15 @@ ROS_BUILTIN = ("use_sim_time", "start_type_description_service")
 
 NODE_PARAMS = table((
     Param("model", "default",
-          "Model name (config/models/NAME.yaml), a model YAML path or a checkpoint file.", reload=True),
-    Param("weights", "",
-          "Weights file overriding the model config's; empty: the config's weights (or none: random init).",
+          "Model name (config/models/NAME.yaml), a model YAML path or a checkpoint file. Shipped trained: "
+          + ", ".join(shipped_trained_models()) + "; any other model needs `weights` (or allow_untrained).",
           reload=True),
+    Param("weights", "",
+          "Weights file overriding the model config's; empty: the config's weights (a model without any is "
+          "refused unless allow_untrained).", reload=True),
+    Param("allow_untrained", False,
+          "Run a model that has no trained weights with random weights instead of refusing to start "
+          "(tests, architecture studies: such a tracker follows little).", reload=True),
     Param("device", "auto", "Torch device: auto, cpu, cuda or cuda:N.", reload=True),
     Param("engine", "torch",
           "Inference engine: torch (eager) or onnxruntime (the model exported once as "

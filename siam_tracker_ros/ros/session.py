@@ -61,7 +61,8 @@ def open_model(values: Dict[str, Any]) -> LoadedModel:
         options["threads"] = values["num_threads"]
     try:
         return load(values["model"], weights=values["weights"] or None, device=values["device"],
-                    engine=values["engine"], engine_options=options or None)
+                    engine=values["engine"], engine_options=options or None,
+                    allow_untrained=values["allow_untrained"])
     except Exception as exc:  # unknown model, unreadable / corrupt weights, missing CUDA...
         raise StartupError(f"cannot build tracker for model '{values['model']}': "
                            f"{type(exc).__name__}: {exc}") from exc

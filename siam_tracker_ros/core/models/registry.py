@@ -39,7 +39,8 @@ def register_model(name: str):
     return deco
 
 
-def _import_all() -> None:
+def import_all() -> None:
+    """Import every module of core/models once, so their builders and weight loaders register."""
     global _imported
     if _imported:
         return
@@ -103,7 +104,7 @@ def resolve_weights_path(weights: Optional[str], config: Dict[str, Any]) -> Opti
 
 
 def build_model(model_config: Dict[str, Any]) -> torch.nn.Module:
-    _import_all()
+    import_all()
     cfg = dict(model_config)
     kind = cfg.pop("type")
     if kind not in MODEL_BUILDERS:
@@ -111,10 +112,15 @@ def build_model(model_config: Dict[str, Any]) -> torch.nn.Module:
     return MODEL_BUILDERS[kind](**cfg)
 
 
+def is_checkpoint_path(path_or_name: str) -> bool:
+    """A file that is not a model YAML: load_model reads it as a checkpoint."""
+    return os.path.isfile(path_or_name) and not path_or_name.endswith((".yaml", ".yml"))
+
+
 def load_model(path_or_name: str, weights: Optional[str] = None, strict: bool = True):
     """(config, model with weights loaded, weights path or None)."""
     from ..checkpoints import load_checkpoint
-    if os.path.isfile(path_or_name) and not path_or_name.endswith((".yaml", ".yml")):
+    if is_checkpoint_path(path_or_name):
         config, state_dict, meta = load_checkpoint(path_or_name)
         config = copy.deepcopy(config)
         config["_weights"] = os.path.abspath(path_or_name)
@@ -141,7 +147,7 @@ def load_weights_file(path: str, config: Dict[str, Any]) -> Dict[str, torch.Tens
     if fmt == "native":
         _, state_dict, _ = load_checkpoint(path)
         return state_dict
-    _import_all()
+    import_all()
     if fmt not in WEIGHT_LOADERS:
         raise ValueError(f"unknown weights_format '{fmt}'; known: native, {sorted(WEIGHT_LOADERS)}")
     return WEIGHT_LOADERS[fmt](path, config)

@@ -8,6 +8,11 @@ Every front end (the node, the CLIs, evaluation, training's validation) comes
 through here, so a rule about loading (which weights, which engine, which
 device, what is refused) is written once, in `load` / `from_config`.
 
+A model without trained weights is refused (UntrainedModelError, saying what to
+pass instead) unless `allow_untrained=True`: random weights follow little, and a
+user who names `siamcan` must not get a toy silently. Tests, training and
+architecture studies pass allow_untrained.
+
 engine: None (the model as it is), "torch" or "onnxruntime" (core/engines: the
 model behind that engine, `engine_options` its options). A model that already
 is an engine (engines.wrap_engine) is used as it is. The tracker's device is the
@@ -16,8 +21,9 @@ engine's (onnxruntime trackers crop on the CPU) and is resolved once here
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from ..devices import resolve_device
 from ..engines import is_engine, tracker_device, wrap_engine
@@ -55,10 +61,62 @@ class LoadedModel:
         return tracker
 
 
+class UntrainedModelError(ValueError):
+    """A model with no trained weights was asked for without allow_untrained."""
+
+
+def shipped_trained_models() -> List[str]:
+    """config/models names whose weights file is package data (siam_tracker_ros/weights)."""
+    inside = os.path.realpath(model_registry.WEIGHTS_DIR) + os.sep
+    out = []
+    for name in model_registry.available_models():
+        try:
+            config = model_registry.load_model_config(name)
+        except Exception:  # noqa: BLE001 - a broken YAML is reported when it is used
+            continue
+        path = model_registry.resolve_weights_path(config.get("weights"), config)
+        if path and os.path.isfile(path) and os.path.realpath(path).startswith(inside):
+            out.append(name)
+    return out
+
+
+def weights_formats() -> List[str]:
+    """Every `weights_format` a model YAML may name (native = a siam-train checkpoint)."""
+    model_registry.import_all()
+    return ["native"] + sorted(model_registry.WEIGHT_LOADERS)
+
+
+def untrained_refusal(name: str) -> str:
+    """Why a model is refused, and what to do instead."""
+    shipped = shipped_trained_models()
+    light = f"{name}_light"
+    instead = (f"use its trained light variant '{light}' (model:={light})" if light in shipped
+               else f"use a trained model ({', '.join(shipped) or 'none ships'})")
+    return (f"model '{name}' has no trained weights: it would track with random weights. Pass "
+            f"weights:=PATH (--weights PATH in the CLIs): a siam-train checkpoint, or a file in one "
+            f"of the formats the model YAML's weights_format names ({', '.join(weights_formats())}); "
+            f"or {instead}. allow_untrained:=true (--allow-untrained) runs it untrained anyway "
+            f"(tests, training, architecture studies).")
+
+
+def check_model(model: str, weights: Optional[str] = None, allow_untrained: bool = False) -> None:
+    """Without building anything: ValueError for an unknown model name or a bad YAML,
+    UntrainedModelError for a model that would get no weights (unless allow_untrained)."""
+    if model_registry.is_checkpoint_path(model):
+        return
+    config = model_registry.load_model_config(model)
+    if not allow_untrained and not weights and not model_registry.resolve_weights_path(config.get("weights"), config):
+        raise UntrainedModelError(untrained_refusal(str(config.get("name", model))))
+
+
 def from_config(config: Dict[str, Any], model=None, device: str = "auto", engine: Optional[str] = None,
-                engine_options: Optional[Dict[str, Any]] = None, weights: Optional[str] = None) -> LoadedModel:
-    """LoadedModel for `config`; `model` None builds it (random init: load() loads weights)."""
+                engine_options: Optional[Dict[str, Any]] = None, weights: Optional[str] = None,
+                allow_untrained: bool = False) -> LoadedModel:
+    """LoadedModel for `config`; `model` None builds it with random weights, which is refused
+    unless allow_untrained (load() loads the config's weights)."""
     if model is None:
+        if not allow_untrained:
+            raise UntrainedModelError(untrained_refusal(str(config.get("name", "model"))))
         model = model_registry.build_model(config["model"])
     if engine is not None or engine_options:
         model = wrap_engine(model, config, engine or "torch", device=device, **(engine_options or {}))
@@ -69,9 +127,12 @@ def from_config(config: Dict[str, Any], model=None, device: str = "auto", engine
 
 
 def load(model: str = "default", weights: Optional[str] = None, device: str = "auto",
-         engine: Optional[str] = None, engine_options: Optional[Dict[str, Any]] = None) -> LoadedModel:
+         engine: Optional[str] = None, engine_options: Optional[Dict[str, Any]] = None,
+         allow_untrained: bool = False) -> LoadedModel:
     """The model named by `model` (config/models NAME, a YAML path or a checkpoint) with its
-    weights (`weights` overrides the config's), behind `engine`, on `device`."""
+    weights (`weights` overrides the config's), behind `engine`, on `device`. A model with
+    no weights is refused (UntrainedModelError) unless allow_untrained."""
+    check_model(model, weights, allow_untrained)       # before the network is built
     config, net, path = model_registry.load_model(model, weights=weights)
     return from_config(config, net, device=device, engine=engine, engine_options=engine_options,
                        weights=path)
@@ -79,15 +140,16 @@ def load(model: str = "default", weights: Optional[str] = None, device: str = "a
 
 def build_tracker(path_or_name: str = "default", device: str = "auto", weights: Optional[str] = None,
                   engine: Optional[str] = None, engine_options: Optional[Dict[str, Any]] = None,
-                  **overrides):
+                  allow_untrained: bool = False, **overrides):
     """One tracker from a model name, a YAML path or a checkpoint (see load)."""
     return load(path_or_name, weights=weights, device=device, engine=engine,
-                engine_options=engine_options).new_tracker(**overrides)
+                engine_options=engine_options, allow_untrained=allow_untrained).new_tracker(**overrides)
 
 
 def build_tracker_from_config(config: Dict[str, Any], model=None, device: str = "auto",
                               engine: Optional[str] = None, engine_options: Optional[Dict[str, Any]] = None,
-                              **overrides):
-    """One tracker for `config`; pass `model` to share one model between trackers."""
-    return from_config(config, model, device=device, engine=engine,
-                       engine_options=engine_options).new_tracker(**overrides)
+                              allow_untrained: bool = False, **overrides):
+    """One tracker for `config`; pass `model` to share one model between trackers (no model:
+    random weights, refused unless allow_untrained)."""
+    return from_config(config, model, device=device, engine=engine, engine_options=engine_options,
+                       allow_untrained=allow_untrained).new_tracker(**overrides)
