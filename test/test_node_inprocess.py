@@ -156,7 +156,9 @@ def test_a_target_whose_tracking_raises_does_not_cost_the_others_the_frame(node)
 
     def boom(image):
         raise RuntimeError("out of memory")
+    # both paths: batched through one network call (torch) and one call per target (onnxruntime)
     node.session.mt.tracker(2).track_prepare = boom
+    node.session.mt.tracker(2).track = boom
     for k in (2, 3):
         on_image(node, image_msg(clip.frames[k], T0 + k * DT))
         node.process()

@@ -28,8 +28,9 @@ def core_runs(clip, boxes, n):
     from siam_tracker_ros.core.tracking.monitor import TargetSupervisor
     from siam_tracker_ros.ros import params
     torch.set_num_threads(1)
-    loaded = loading.load("default", device="cpu", engine="torch")     # as the node loads it
-    sup_params = params.supervisor_params(params.defaults())
+    values = params.defaults()
+    loaded = loading.load("default", device="cpu", engine=values["engine"])     # as the node loads it
+    sup_params = params.supervisor_params(values)
     out = {}
     for target_id, box in boxes.items():
         sup = TargetSupervisor(loaded.new_tracker(), **sup_params)

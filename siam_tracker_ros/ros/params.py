@@ -50,10 +50,11 @@ NODE_PARAMS = table((
           "Run a model that has no trained weights with random weights instead of refusing to start "
           "(tests, architecture studies: such a tracker follows little).", reload=True),
     Param("device", "auto", "Torch device: auto, cpu, cuda or cuda:N.", reload=True),
-    Param("engine", "torch",
-          "Inference engine: torch (eager) or onnxruntime (the model exported once as "
-          "template + search ONNX parts, cached; see docs/DEPLOYMENT.md).", reload=True,
-          choices=("torch", "onnxruntime")),
+    Param("engine", "auto",
+          "Inference engine: auto (onnxruntime on a CPU device when installed, the faster CPU path; "
+          "else torch), torch (eager) or onnxruntime (the model exported once as template + search "
+          "ONNX parts, cached; see docs/DEPLOYMENT.md).", reload=True,
+          choices=("auto", "torch", "onnxruntime")),
     Param("input", "raw",
           "Image input: raw (sensor_msgs/Image on `image`) or compressed (sensor_msgs/"
           "CompressedImage, jpeg or png, on `image`'s name + '/compressed', as image_transport names it).",

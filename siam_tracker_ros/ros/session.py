@@ -56,9 +56,7 @@ def open_model(values: Dict[str, Any]) -> LoadedModel:
     if values["num_threads"] > 0:
         import torch
         torch.set_num_threads(values["num_threads"])
-    options = {}
-    if values["num_threads"] > 0 and values["engine"] == "onnxruntime":
-        options["threads"] = values["num_threads"]
+    options = {"threads": values["num_threads"]} if values["num_threads"] > 0 else {}
     try:
         return load(values["model"], weights=values["weights"] or None, device=values["device"],
                     engine=values["engine"], engine_options=options or None,

@@ -32,6 +32,19 @@ ONNX_OPTIONS = ("threads", "providers", "allow_spinning", "optimization",       
                 "onnx_dir", "cache_dir", "search_batch", "opset", "exporter", "verify")  # export
 
 
+def auto_engine(device: str = "auto") -> str:
+    """The engine "auto" stands for: onnxruntime for a CPU device when it is installed (the
+    faster CPU path: docs/BENCHMARKS.md), else torch (CUDA devices, or no onnxruntime)."""
+    from ..devices import resolve_device
+    if str(resolve_device(device)) != "cpu":
+        return "torch"
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "torch"
+    return "onnxruntime"
+
+
 def canonical_engine(name: Optional[str]) -> str:
     key = "torch" if name in (None, "") else str(name).lower()
     if key not in ENGINE_ALIASES:

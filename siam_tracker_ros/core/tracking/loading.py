@@ -13,8 +13,9 @@ pass instead) unless `allow_untrained=True`: random weights follow little, and a
 user who names `siamcan` must not get a toy silently. Tests, training and
 architecture studies pass allow_untrained.
 
-engine: None (the model as it is), "torch" or "onnxruntime" (core/engines: the
-model behind that engine, `engine_options` its options). A model that already
+engine: None (the model as it is), "torch", "onnxruntime" (core/engines: the
+model behind that engine, `engine_options` its options) or "auto" (onnxruntime on
+a CPU device when installed, else torch: engines.auto_engine). A model that already
 is an engine (engines.wrap_engine) is used as it is. The tracker's device is the
 engine's (onnxruntime trackers crop on the CPU) and is resolved once here
 ("auto" -> cuda when present).
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 from ..devices import resolve_device
-from ..engines import is_engine, tracker_device, wrap_engine
+from ..engines import auto_engine, is_engine, tracker_device, wrap_engine
 from ..models import registry as model_registry
 from .registry import tracker_class
 
@@ -118,6 +119,8 @@ def from_config(config: Dict[str, Any], model=None, device: str = "auto", engine
         if not allow_untrained:
             raise UntrainedModelError(untrained_refusal(str(config.get("name", "model"))))
         model = model_registry.build_model(config["model"])
+    if engine == "auto":
+        engine = auto_engine(device)
     if engine is not None or engine_options:
         model = wrap_engine(model, config, engine or "torch", device=device, **(engine_options or {}))
     if is_engine(model):
