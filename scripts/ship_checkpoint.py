@@ -41,9 +41,10 @@ def main(argv=None) -> int:
     torch.save({"format": "siam_tracker_ros/checkpoint-v1", "config": checkpoint_model_config(cfg),
                 "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                 "meta": meta}, tmp)
-    if os.path.getsize(tmp) > LIMIT:
+    size = os.path.getsize(tmp)
+    if size > LIMIT:
         os.remove(tmp)
-        print(f"{args.name}: {os.path.getsize(tmp)} bytes > 5 MB", file=sys.stderr)
+        print(f"{args.name}: {size} bytes > 5 MB", file=sys.stderr)
         return 2
     os.replace(tmp, out)
     print(f"{out}: {os.path.getsize(out)} bytes, from {args.checkpoint} ({meta.get('train_config')}, "
