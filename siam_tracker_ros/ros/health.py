@@ -12,7 +12,7 @@ Levels (diagnostic_msgs/DiagnosticStatus):
   the last `window` s were dropped; frames dropped for a reason other than
   "the node was busy" (out of order, unreadable) in the window; a fault event in
   the window (image size change, clock reset, encoding change, input resumed
-  after a gap, init flood, inits rejected); no image for more than
+  after a gap, init flood); no image for more than
   `input_timeout` s with no target.
 - OK otherwise.
 """
@@ -210,8 +210,9 @@ class NodeHealth:
             values[f"dropped_{r}"] = str(self.dropped[r])
         values["errors"] = str(self.counts["errors"])
         values["input_age_s"] = f"{age:.2f}" if self.last_input is not None else "never"
-        for k in ("inits_received", "inits_applied", "inits_superseded", "inits_rejected",
-                  "size_changes", "clock_resets", "encoding_changes", "input_gaps", "init_floods"):
+        for k in ("inits_received", "inits_applied", "inits_refused", "inits_coalesced",
+                  "size_changes", "clock_resets", "encoding_changes", "input_gaps", "init_floods",
+                  "invalid_results", "decoder_warnings", "log_lines_suppressed"):
             values[k] = str(self.counts[k])
         recent = [e for e in self.events if e.time >= now - 60.0]
         if recent:
