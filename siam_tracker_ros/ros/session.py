@@ -158,19 +158,21 @@ class TrackingSession:
             return dict(self._view)
 
     # -- requests (executor thread) --------------------------------------------------
-    def request_init(self, stamp: int, box, target_id: int, max_targets: int) -> Optional[str]:
+    def request_init(self, stamp: int, box, target_id: int, max_targets: int,
+                     max_pixels: Optional[int] = None) -> Optional[str]:
         """Store an init for the worker; None when stored, else why it was refused (logged and
         counted in inits_refused). What can be checked without decoding is checked here (id,
         box against the size the frame's message or header gives, max_targets); the worker
         checks the rest when it decodes the frame (also counted when refused there)."""
-        why = self._refusal(stamp, box, target_id, max_targets)
+        why = self._refusal(stamp, box, target_id, max_targets, max_pixels)
         if why is not None:
             self.health.count("inits_refused")
             self.log("error", why[1], kind=why[0])
             return why[1]
         return None
 
-    def _refusal(self, stamp: int, box, target_id: int, max_targets: int) -> Optional[Tuple[str, str]]:
+    def _refusal(self, stamp: int, box, target_id: int, max_targets: int,
+                 max_pixels: Optional[int]) -> Optional[Tuple[str, str]]:
         """(kind, reason) when the init is refused, else None (stored for the worker)."""
         now = time.monotonic()
         rate = self.health.init_received(now)
@@ -192,6 +194,9 @@ class TrackingSession:
         try:
             if size[0] < 2 or size[1] < 2:
                 raise ValueError(f"the frame it names is {size[0]}x{size[1]} pixels, too small to track")
+            if max_pixels and size[0] * size[1] > max_pixels:
+                raise ValueError(f"the frame it names is {size[0]}x{size[1]} pixels, more than "
+                                 f"max_image_pixels = {max_pixels}")
             geometry.validate_box(box, *size)
         except ValueError as exc:
             return "init_box", f"init ignored: {exc}"

@@ -22,7 +22,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from siam_tracker_ros.msg import TargetInit
 from siam_tracker_ros.srv import InitTarget
@@ -37,7 +37,10 @@ from .logging_utils import InputLog, quote_untrusted
 from .session import StartupError, TrackingSession, open_model, release_memory
 
 ERROR_THROTTLE_S = 1.0   # s between two log lines of one kind of error
-INIT_QUEUE_DEPTH = 100   # ~/init messages the subscription holds (a burst of inits is not lost)
+# ~/init, ~/remove and ~/init_target requests held until the executor takes them: a burst
+# of 100 is not lost (rclpy's default keeps 10)
+REQUEST_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
 
 
 class TrackerNode(LifecycleNode):
@@ -50,7 +53,7 @@ class TrackerNode(LifecycleNode):
                                 self.values["frame_cache_mb"] * 1_000_000)
         self.session: Optional[TrackingSession] = None
         self.pubs: Optional[outputs.Publishers] = None     # result topics (configured)
-        self._services = []                                # ~/reset, ~/init_target (configured)
+        self._configured_services = []                     # ~/reset, ~/init_target (configured)
         self._inputs = []                                  # subscriptions (active)
         self._active = False
         self._track_lock = threading.Lock()    # held while the session is used or replaced
@@ -94,8 +97,9 @@ class TrackerNode(LifecycleNode):
         self.values.update(params.declare_tracker(self, loaded.config["tracker"]["type"], session.tracker_params))
         self.health.model_error = None
         self.pubs = outputs.Publishers(self)
-        self._services = [self.create_service(Trigger, "~/reset", self._on_reset),
-                          self.create_service(InitTarget, "~/init_target", self._on_init_service)]
+        self._configured_services = [
+            self.create_service(Trigger, "~/reset", self._on_reset),
+            self.create_service(InitTarget, "~/init_target", self._on_init_service, qos_profile=REQUEST_QOS)]
         self.get_logger().info(loaded.describe())
         return TransitionCallbackReturn.SUCCESS
 
@@ -109,8 +113,8 @@ class TrackerNode(LifecycleNode):
         else:
             image_sub = self.create_subscription(Image, "image", lambda m: self._on_frame(m, False), qos)
         self._inputs = [image_sub,
-                        self.create_subscription(TargetInit, "~/init", self._on_init, INIT_QUEUE_DEPTH),
-                        self.create_subscription(UInt32, "~/remove", self._on_remove, INIT_QUEUE_DEPTH)]
+                        self.create_subscription(TargetInit, "~/init", self._on_init, REQUEST_QOS),
+                        self.create_subscription(UInt32, "~/remove", self._on_remove, REQUEST_QOS)]
         self.health.reset_input_clock()
         self._active = True
         self.get_logger().info(f"ready: image topic '{self.image_topic}' ({self.values['input']}, "
@@ -142,9 +146,9 @@ class TrackerNode(LifecycleNode):
 
     def _release(self) -> None:
         self._unsubscribe()
-        for service in self._services:
+        for service in self._configured_services:
             self.destroy_service(service)
-        self._services = []
+        self._configured_services = []
         with self._track_lock:      # not while the worker publishes a frame
             if self.pubs is not None:
                 self.pubs.destroy()
@@ -201,7 +205,7 @@ class TrackerNode(LifecycleNode):
             self._log("error", why, kind="init_inactive")
             return why
         why = session.request_init(stamp_ns(msg.header.stamp), [msg.x, msg.y, msg.width, msg.height],
-                                   int(msg.target_id), self.values["max_targets"])
+                                   int(msg.target_id), self.values["max_targets"], self.values["max_image_pixels"])
         self._wake.set()
         return why
 
