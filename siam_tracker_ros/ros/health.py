@@ -183,9 +183,16 @@ class NodeHealth:
         bad = {r: n for r, n in recent_drops.items() if r in (DROP_OUT_OF_ORDER, DROP_UNREADABLE)}
         if bad and not (received and dropped / received > drop_warn_ratio):
             problems.append((WARN, f"frames dropped: {_counts_text(bad)}"))
+        # one entry per kind of event, the latest, with how many came in the window (a hostile
+        # input repeated at the frame rate would otherwise make the message grow with it)
+        recent_events: Dict[str, List[Event]] = {}
         for e in self.events:
             if e.time >= now - self.window:
-                problems.append((e.level, e.text))
+                recent_events.setdefault(e.kind, []).append(e)
+        for kind_events in recent_events.values():
+            e, n = kind_events[-1], len(kind_events)
+            repeats = f" (x{n} in {self.window:.0f} s)" if n > 1 else ""
+            problems.append((max(x.level for x in kind_events), e.text + repeats))
         level = max((lvl for lvl, _ in problems), default=OK)
         if problems:
             # the worst first, then in order of appearance
