@@ -248,6 +248,32 @@ def test_max_targets_removal_and_reset(loaded, clip):
     assert session.clear() == 1 and session.ids == [] and session.view() == {}
 
 
+def test_worker_side_refusals_are_counted(loaded, clip):
+    """An init accepted from what the message says is refused by the worker when its frame does
+    not decode, or when the tracker refuses it: logged and counted, never lost silently; the
+    frame's processing goes on."""
+    session, inbox, health, log = make(loaded)
+    inbox.put(frame(clip.frames[0], T0))
+    session.process(inbox.take(), 5)
+    broken = frame(clip.frames[1], T0 + DT)
+    inbox.put(broken)
+    assert session.request_init(T0 + DT, clip.init_box, 1, max_targets=8) is None
+    broken.msg.image = None                     # the decode stand-in: this frame does not decode
+    report = session.process(inbox.take(), 5)
+    assert report.frame is None and health.dropped[health_mod.DROP_UNREADABLE] == 1
+    assert health.counts["inits_refused"] == 1 and "cannot be read" in log.errors("init_frame")[0]
+    assert "cannot be read" in session.request_init(T0 + DT, clip.init_box, 1, max_targets=8)
+
+    def refuse(*args):
+        raise MemoryError("no room for a template")
+    session.mt.add = refuse
+    inbox.put(frame(clip.frames[2], T0 + 2 * DT))
+    assert session.request_init(T0 + 2 * DT, clip.init_box, 2, max_targets=8) is None
+    report = session.process(inbox.take(), 5)
+    assert report.frame.stamp == T0 + 2 * DT and session.ids == []
+    assert health.counts["inits_refused"] == 3 and "MemoryError" in log.errors("init_failed")[0]
+
+
 def test_session_and_inbox_import_no_ros():
     """They run (and are tested) where rclpy is not installed."""
     import subprocess

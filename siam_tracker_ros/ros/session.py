@@ -324,6 +324,22 @@ class TrackingSession:
         self.orphans.pop(target_id, None)
         self.records[target_id] = TargetRecord(box=np.asarray(box, dtype=np.float64).copy())
 
+    def _refuse_unreadable(self, init: PendingInit) -> None:
+        self.health.count("inits_refused")
+        self.log("error", f"init ignored: the frame it names cannot be read: {init.frame.unreadable}",
+                 kind="init_frame")
+
+    def _add_init(self, target_id: int, image: np.ndarray, box) -> bool:
+        """Apply an init; a tracker that refuses it (image, box, memory) refuses the init only:
+        logged and counted, the frame goes on."""
+        try:
+            self._add(target_id, image, box)
+            return True
+        except Exception as exc:  # noqa: BLE001
+            self.health.count("inits_refused")
+            self.log("error", f"init ignored: target {target_id}: {type(exc).__name__}: {exc}", kind="init_failed")
+            return False
+
     def _remove(self, target_id: int) -> bool:
         known = target_id in self.records or target_id in self.orphans
         if target_id in self.mt:
@@ -408,8 +424,7 @@ class TrackingSession:
         """(init frame's image, the box checked and clipped to it); None (logged) if unusable."""
         init_image = self._image(init.frame) if init.frame.unreadable is None else None
         if init_image is None:
-            self.health.count("inits_refused")
-            self.log("error", "init ignored: the frame it names cannot be read", kind="init_frame")
+            self._refuse_unreadable(init)
             return None
         h, w = init_image.shape[:2]
         try:
@@ -440,14 +455,17 @@ class TrackingSession:
                 return None, False
             sx, sy = current[0] / init.size[0], current[1] / init.size[1]
             box = geometry.clip_box(init.box * np.array([sx, sy, sx, sy]), *current)
-            self._add(init.target_id, image, box)
+            if not self._add_init(init.target_id, image, box):
+                return None, False
             self.log("warning", f"target {init.target_id} initialised at ({', '.join(f'{v:.1f}' for v in box)}) "
                                 f"on the newest frame: its box was drawn on a {init.size[0]}x{init.size[1]} frame, "
                                 f"the images are now {current[0]}x{current[1]} (box scaled)")
             return box, True
-        if init_image is None:
+        if init_image is None:      # a waiting init whose frame did not decode this time
+            self._refuse_unreadable(init)
             return None, False
-        self._add(init.target_id, init_image, box)
+        if not self._add_init(init.target_id, init_image, box):
+            return None, False
         self.log("info", f"target {init.target_id} initialised at ({', '.join(f'{v:.1f}' for v in box)}) "
                          f"on frame {init.frame.stamp * 1e-9:.3f}")
         if frame is not None and frame.stamp == init.frame.stamp:
