@@ -144,6 +144,24 @@ def test_compressed_bombs_future_frames_and_inits_on_them(tmp_path):
         ratio = np.median([t for _, t in attacked]) / np.median([t for _, t in baseline])
         print(f"\nuntouched target: median answer time under the future-frame attack / baseline = {ratio:.2f}")
 
+        # F6 (decoder): corrupt JPEGs (a restart marker in the middle of the scan), which libjpeg
+        # decodes printing "Corrupt JPEG data" on stderr per frame: captured, counted, logged once
+        # a second at most, never printed raw.
+        data = bytes(jpegs[0].data)
+        corrupt = data[:len(data) // 2] + b"\xff\xd3" + data[len(data) // 2:]
+        mark, t_attack = len(proc.lines), time.monotonic()
+        for _ in range(15):
+            state["stamp"] += DT
+            publish(corrupt, state["stamp"], fmt="jpeg")
+            time.sleep(0.1)                      # room for the worker to take it (not a bound)
+            good()
+        duration = time.monotonic() - t_attack
+        lines = proc.lines[mark:]
+        assert not any(line.startswith(("Corrupt JPEG", "Premature end")) for line in lines), lines
+        decoder_lines = [line for line in lines if "decoder:" in line]
+        assert decoder_lines and len(decoder_lines) <= duration + 2, (duration, decoder_lines)
+        assert c.wait_for(lambda: int(c.diagnostic_values().get("decoder_warnings", 0)) > 0, 5.0)
+
         # F2: 30 genuine 4096x4096 PNGs (~50 MB each decoded), each named by an init: the cache
         # holds them compressed, the worker decodes them once at a time. RSS stays bounded.
         big = cv2.imencode(".png", np.zeros((4096, 4096, 3), np.uint8))[1].tobytes()
