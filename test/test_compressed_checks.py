@@ -319,3 +319,6 @@ def test_stderr_is_restored_when_the_decoder_raises(capfd, monkeypatch):
         decode_compressed(msg(encode(smooth(8, 8), ".png"), "png"))
     os.write(2, b"still here\n")
     assert capfd.readouterr().err == "still here\n"
+    monkeypatch.undo()
+    # what the failed decode wrote is not taken for the next frame's decoder messages
+    assert decode_compressed(msg(encode(smooth(8, 8), ".png"), "png")).decoder_messages == ()

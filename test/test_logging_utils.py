@@ -116,3 +116,42 @@ def test_throttle_is_thread_safe():
         t.join()
     assert results.count(0) == 1 and results.count(None) == 7999
     assert throttle.suppressed_total == 7999 and throttle.emitted_total == 1
+
+
+class FakeLogger:
+    def __init__(self):
+        self.lines = []
+
+    def info(self, text):
+        self.lines.append(("info", text))
+
+    def warning(self, text):
+        self.lines.append(("warning", text))
+
+    def error(self, text):
+        self.lines.append(("error", text))
+
+
+def test_input_log_throttles_per_kind_caps_the_rate_and_escapes():
+    """F6: lines of one kind at most once a period; all lines under a token bucket; a
+    newline a caller forgot to quote cannot start a line of its own."""
+    from collections import Counter
+
+    from siam_tracker_ros.ros.logging_utils import InputLog
+    now = [0.0]
+    counts = Counter()
+    logger = FakeLogger()
+    log = InputLog(logger, lambda k, n=1: counts.update({k: n}), period_s=1.0, rate=10.0, burst=5,
+                   clock=lambda: now[0])
+    for i in range(100):                       # one kind: 1 line, the rest counted
+        log("error", f"bad {i}", kind="image")
+    assert logger.lines == [("error", "bad 0")] and counts["errors"] == 100
+    for i in range(100):                       # no kind: the bucket (burst 5) holds
+        log("info", f"target {i}")
+    assert len(logger.lines) == 1 + 4 and counts["log_lines_suppressed"] == 96
+    now[0] = 10.0                              # bucket full again; the kind's count is reported
+    log("error", "bad again", kind="image")
+    assert logger.lines[-1] == ("error", "bad again (99 similar lines suppressed)")
+    log("warning", "x\n[FATAL] [siam_tracker]: forged\x1b[2J")
+    assert "\n" not in logger.lines[-1][1] and "\\n[FATAL]" in logger.lines[-1][1]
+    assert "\x1b" not in logger.lines[-1][1]

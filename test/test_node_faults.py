@@ -148,7 +148,7 @@ def test_faults_are_survived_and_reported(tmp_path):
         state["i"] = (state["i"] + 1) % len(big)
         objects = send(image=big[state["i"]])
         values = c.diagnostic_values()
-        assert len(objects) <= 8 and int(values["inits_rejected"]) > 0, (len(objects), values)
+        assert len(objects) <= 8 and int(values["inits_refused"]) > 0, (len(objects), values)
 
         # 7. Back to normal: reset, a new target (the clip's first box, x2) on the big frames.
         assert c.reset().success

@@ -91,6 +91,24 @@ def test_descriptors_enforce_ranges_and_read_only(node):
         assert not node.set_parameters([bad])[0].successful, bad.name
 
 
+def test_device_names_are_checked():
+    """'' is not a device (it used to mean auto silently); cuda:N is checked at configure
+    against the devices there are (core/devices.py)."""
+    for good in ("auto", "cpu", "cuda", "cuda:1"):
+        assert params.check_change("device", good) is None, good
+    for bad in ("", "gpu", "cuda:", "cuda:-1", "cpu\n[FATAL]"):
+        assert "device must match" in params.check_change("device", bad), bad
+    import torch
+
+    from siam_tracker_ros.core.devices import resolve_device
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda:99' requested but CUDA is not available"):
+            resolve_device("cuda:99")
+    else:
+        with pytest.raises(ValueError, match="'cuda:99' requested but there are"):
+            resolve_device("cuda:99")
+
+
 def test_unknown_choice_is_rejected():
     assert params.check_change("qos.reliability", "reliable") is None
     assert "best_effort" in params.check_change("qos.reliability", "sometimes")
@@ -122,6 +140,8 @@ def test_runtime_changes_reach_the_running_node(rclpy_context):
                                        Parameter("supervisor.lost_frames", value=5),
                                        Parameter("tracker.penalty_k", value=0.3),
                                        Parameter("frame_cache_size", value=4),
+                                       Parameter("frame_cache_mb", value=8),
+                                       Parameter("max_image_pixels", value=640 * 480),
                                        Parameter("publish_debug_image", value=False)])
         assert all(r.successful for r in results), [r.reason for r in results]
         sup = session.mt.supervisor_params
@@ -133,9 +153,12 @@ def test_runtime_changes_reach_the_running_node(rclpy_context):
             assert session.mt.tracker(target_id).params["penalty_k"] == 0.3
             assert session.mt.supervisor(target_id).params["score_lost"] == 0.55
             assert session.mt.supervisor(target_id).params["lost_frames"] == 5
-        assert node.inbox.cache.frames.maxlen == 4 and node.values["publish_debug_image"] is False
+        assert node.inbox.cache.size == 4 and node.inbox.cache.max_bytes == 8_000_000
+        assert node.values["publish_debug_image"] is False and node.values["max_image_pixels"] == 640 * 480
         for name, value in (("qos.depth", 5), ("device", "cpu"), ("supervisor.score_lost", -0.1),
-                            ("supervisor.lost_frames", 0), ("tracker.lr", float("nan"))):
+                            ("supervisor.lost_frames", 0), ("tracker.lr", float("nan")),
+                            ("tracker.penalty_k", float("inf")), ("tracker.window_influence", -1.0),
+                            ("max_image_pixels", 0), ("frame_cache_mb", 0)):
             r = node.set_parameters([Parameter(name, value=value)])[0]
             assert not r.successful and r.reason, name
         r = node.set_parameters([Parameter("model", value="siamfc")])[0]

@@ -37,21 +37,55 @@ def test_inbox_newest_busy_out_of_order_clock_reset_and_events():
     assert inbox.put(frame(img, T0 + 5 * DT, 0.0)) == []
     assert inbox.put(frame(img, T0 + 6 * DT, 0.1)) == []              # the first was still waiting
     assert health.dropped[health_mod.DROP_BUSY] == 1
-    assert inbox.take().stamp == T0 + 6 * DT and inbox.take() is None
+    taken = inbox.take()
+    assert taken.stamp == T0 + 6 * DT and inbox.take() is None
+    assert inbox.confirm(taken) == (True, None)                       # decoded: its stamp counts now
     notes = inbox.put(frame(img, T0 + 2 * DT, 0.2))                   # 132 ms older: dropped
     assert [k for k, _ in notes] == ["drop"] and not inbox.waiting
     assert health.dropped[health_mod.DROP_OUT_OF_ORDER] == 1
     assert inbox.put(frame(img, T0 + 6 * DT, 0.3)) == [] and inbox.waiting   # same stamp: accepted
-    inbox.take()
-    notes = inbox.put(frame(img, T0 - 10_000_000_000, 0.4))            # 10 s back: a clock reset
-    assert [k for k, _ in notes] == ["warn"] and health.counts["clock_resets"] == 1
+    inbox.confirm(inbox.take())
+    reset = frame(img, T0 - 10_000_000_000, 0.4)                      # 10 s back: a clock reset ...
+    assert inbox.put(reset) == [] and health.counts["clock_resets"] == 0   # ... once it decodes
+    accepted, note = inbox.confirm(inbox.take())
+    assert accepted and note[0] == "warn" and health.counts["clock_resets"] == 1
     assert [f.stamp for f in inbox.cache.frames] == [T0 - 10_000_000_000]    # the old timeline dropped
     assert inbox.put(frame(img, T0 - 10_000_000_000 + DT, 0.5)) == []        # the new one goes on
     notes = inbox.put(frame(img, T0 - 10_000_000_000 + 2 * DT, 2.0, encoding="rgb8"))
-    assert sorted(k for k, _ in notes) == ["info", "info"]            # a 1.5 s gap, another encoding
+    assert sorted(k for k, _ in notes) == ["encoding", "info"]        # another encoding, a 1.5 s gap
     assert health.counts["input_gaps"] == 1 and health.counts["encoding_changes"] == 1
     inbox.resize(2)
     assert len(inbox.cache.frames) == 2
+
+
+def test_only_decoded_frames_count_for_the_stamp_order():
+    """F3: a frame stamped 2.9 s in the future that never decodes does not make the real
+    frames after it out of order; a frame accepted on arrival but older than one decoded
+    meanwhile is dropped when it is decoded (the answers' stamps never go back)."""
+    health = health_mod.NodeHealth()
+    inbox = FrameInbox(cache_size=10, health=health, clock_jump_threshold=3.0)
+    img = np.zeros((48, 64, 3), np.uint8)
+    inbox.put(frame(img, T0, 0.0))
+    inbox.confirm(inbox.take())
+    bogus = frame(img, T0 + 2_900_000_000, 0.1)
+    inbox.put(bogus)
+    assert inbox.take() is bogus
+    bogus.unreadable = "cannot decode"                     # the worker could not decode it
+    for k in range(1, 4):
+        assert inbox.put(frame(img, T0 + k * DT, 0.1 + 0.1 * k)) == []
+        accepted, note = inbox.confirm(inbox.take())
+        assert accepted and note is None
+    assert health.dropped[health_mod.DROP_OUT_OF_ORDER] == 0
+    assert inbox.find(0).stamp == T0 + 3 * DT and inbox.find(bogus.stamp) is bogus   # (an init on it: refused)
+    late = frame(img, T0 + 3 * DT - 1000, 0.5)             # older than the newest decoded, arrives ...
+    newer = frame(img, T0 + 5 * DT, 0.6)
+    inbox._newest_stamp = T0 + 2 * DT                      # ... before that one was confirmed
+    assert inbox.put(late) == []
+    inbox.take()
+    inbox.put(newer)
+    assert inbox.confirm(inbox.take()) == (True, None)
+    accepted, note = inbox.confirm(late)
+    assert not accepted and note[0] == "drop" and late not in inbox.cache.frames
 
 
 # ---------------------------------------------------------------------------- the session
@@ -196,14 +230,15 @@ def test_max_targets_removal_and_reset(loaded, clip):
     assert log.errors("init_no_image")                                  # no frame yet
     inbox.put(frame(clip.frames[0], T0))
     session.request_init(T0 + 1, clip.init_box, 1, max_targets=1)        # the nearest frame is used
-    session.request_init(T0, clip.init_box, 2, max_targets=1)            # beyond max_targets
-    assert health.counts["inits_rejected"] == 1 and log.errors("init_full")
-    session.request_init(T0, [1e6, 1e6, 5, 5], 1, max_targets=1)         # supersedes the first
+    assert session.request_init(T0, clip.init_box, 2, max_targets=1)     # beyond max_targets: the reason
+    assert health.counts["inits_refused"] == 2 and log.errors("init_full")
+    why = session.request_init(T0, [1e6, 1e6, 5, 5], 1, max_targets=1)  # outside the frame: refused at once
+    assert "outside" in why and log.errors("init_box") and health.counts["inits_refused"] == 3
+    assert "target_id 0" in session.request_init(T0, clip.init_box, 0, max_targets=8)
+    assert session.request_init(T0, clip.init_box, 1, max_targets=1) is None   # the newest per id wins
     session.process(inbox.take(), 5)
-    assert health.counts["inits_superseded"] == 1 and log.errors("init_box") and session.ids == []
-    session.request_init(T0, clip.init_box, 1, max_targets=1)
-    session.process(None, 5)
-    assert session.ids == [1]
+    assert health.counts["inits_coalesced"] == 1 and health.counts["inits_applied"] == 1
+    assert health.counts["inits_refused"] == 4 and session.ids == [1]
     session.request_removal(1)
     session.request_removal(9)
     session.process(None, 5)
@@ -211,6 +246,32 @@ def test_max_targets_removal_and_reset(loaded, clip):
     session.request_init(T0, clip.init_box, 5, max_targets=1)
     session.process(None, 5)
     assert session.clear() == 1 and session.ids == [] and session.view() == {}
+
+
+def test_worker_side_refusals_are_counted(loaded, clip):
+    """An init accepted from what the message says is refused by the worker when its frame does
+    not decode, or when the tracker refuses it: logged and counted, never lost silently; the
+    frame's processing goes on."""
+    session, inbox, health, log = make(loaded)
+    inbox.put(frame(clip.frames[0], T0))
+    session.process(inbox.take(), 5)
+    broken = frame(clip.frames[1], T0 + DT)
+    inbox.put(broken)
+    assert session.request_init(T0 + DT, clip.init_box, 1, max_targets=8) is None
+    broken.msg.image = None                     # the decode stand-in: this frame does not decode
+    report = session.process(inbox.take(), 5)
+    assert report.frame is None and health.dropped[health_mod.DROP_UNREADABLE] == 1
+    assert health.counts["inits_refused"] == 1 and "cannot be read" in log.errors("init_frame")[0]
+    assert "cannot be read" in session.request_init(T0 + DT, clip.init_box, 1, max_targets=8)
+
+    def refuse(*args):
+        raise MemoryError("no room for a template")
+    session.mt.add = refuse
+    inbox.put(frame(clip.frames[2], T0 + 2 * DT))
+    assert session.request_init(T0 + 2 * DT, clip.init_box, 2, max_targets=8) is None
+    report = session.process(inbox.take(), 5)
+    assert report.frame.stamp == T0 + 2 * DT and session.ids == []
+    assert health.counts["inits_refused"] == 3 and "MemoryError" in log.errors("init_failed")[0]
 
 
 def test_session_and_inbox_import_no_ros():

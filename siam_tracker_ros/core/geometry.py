@@ -90,6 +90,14 @@ def validate_box(box, image_width: int, image_height: int) -> np.ndarray:
     return b
 
 
+def is_usable_box(box) -> bool:
+    """A result box someone may steer on: 4 finite numbers with a positive width and height."""
+    if box is None:
+        return False
+    b = np.asarray(box, dtype=np.float64).reshape(-1)
+    return b.size == 4 and bool(np.all(np.isfinite(b))) and b[2] > 0 and b[3] > 0
+
+
 def validate_image(image) -> np.ndarray:
     """Check that `image` is an HxWx3 uint8 array (BGR); raise ValueError otherwise."""
     if not isinstance(image, np.ndarray):

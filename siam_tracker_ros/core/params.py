@@ -9,6 +9,7 @@ parameter descriptors (range, description, read-only) and runtime changes.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
@@ -20,6 +21,7 @@ class Param:
     description: str                  # what it does, in a sentence or two
     range: Optional[Tuple[float, float]] = None    # inclusive; every numeric parameter has one
     choices: Optional[Tuple[str, ...]] = None      # strings: the accepted values
+    pattern: Optional[str] = None     # strings: a regular expression the whole value must match
     reload: bool = False              # a change needs a model reload (ros/params.py)
     read_only: bool = False           # (node) read at start only
     kind: Optional[type] = None       # bool, int, float, str or list; else the default's type
@@ -60,7 +62,9 @@ class Param:
             if not isinstance(value, str):
                 raise ValueError(f"{self.name} must be a string, got {value!r}")
             if self.choices and value not in self.choices:
-                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, got '{value}'")
+                raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r:.80}")
+            if self.pattern and not re.fullmatch(self.pattern, value):
+                raise ValueError(f"{self.name} must match {self.pattern}, got {value!r:.80}")
             return value
         if kind is list:
             if not isinstance(value, (list, tuple)) or not value:

@@ -287,18 +287,23 @@ def _decode_capturing_stderr(data: np.ndarray, flags: int):
             sys.stderr.flush()                 # Python's buffered text goes out before the switch
         except (AttributeError, ValueError, OSError):
             pass
+        failure = None
         try:
             os.dup2(_stderr_sink.fileno(), 2)
             try:
                 pixels = cv2.imdecode(data, flags)
+            except Exception as exc:  # noqa: BLE001 - raised below, once the sink is emptied
+                pixels, failure = None, exc
             finally:
                 os.dup2(saved, 2)
         finally:
             os.close(saved)
-        _stderr_sink.seek(0)
-        captured = _stderr_sink.read()
-        _stderr_sink.seek(0)
-        _stderr_sink.truncate()
+            # emptied whatever happened: what a failed decode wrote must not be taken for the
+            # next frame's messages
+            _stderr_sink.seek(0)
+            captured = _stderr_sink.read()
+            _stderr_sink.seek(0)
+            _stderr_sink.truncate()
     decoder, others = [], []
     for line in captured.decode("utf-8", "replace").splitlines(keepends=True):
         (decoder if _DECODER_LINE.match(line) else others).append(line)
@@ -307,6 +312,8 @@ def _decode_capturing_stderr(data: np.ndarray, flags: int):
             os.write(2, "".join(others).encode("utf-8", "replace"))
         except OSError:
             pass
+    if failure is not None:
+        raise failure
     return pixels, tuple(line.rstrip("\n") for line in decoder)
 
 

@@ -12,7 +12,7 @@ Levels (diagnostic_msgs/DiagnosticStatus):
   the last `window` s were dropped; frames dropped for a reason other than
   "the node was busy" (out of order, unreadable) in the window; a fault event in
   the window (image size change, clock reset, encoding change, input resumed
-  after a gap, init flood, inits rejected); no image for more than
+  after a gap, init flood); no image for more than
   `input_timeout` s with no target.
 - OK otherwise.
 """
@@ -183,9 +183,16 @@ class NodeHealth:
         bad = {r: n for r, n in recent_drops.items() if r in (DROP_OUT_OF_ORDER, DROP_UNREADABLE)}
         if bad and not (received and dropped / received > drop_warn_ratio):
             problems.append((WARN, f"frames dropped: {_counts_text(bad)}"))
+        # one entry per kind of event, the latest, with how many came in the window (a hostile
+        # input repeated at the frame rate would otherwise make the message grow with it)
+        recent_events: Dict[str, List[Event]] = {}
         for e in self.events:
             if e.time >= now - self.window:
-                problems.append((e.level, e.text))
+                recent_events.setdefault(e.kind, []).append(e)
+        for kind_events in recent_events.values():
+            e, n = kind_events[-1], len(kind_events)
+            repeats = f" (x{n} in {self.window:.0f} s)" if n > 1 else ""
+            problems.append((max(x.level for x in kind_events), e.text + repeats))
         level = max((lvl for lvl, _ in problems), default=OK)
         if problems:
             # the worst first, then in order of appearance
@@ -210,8 +217,9 @@ class NodeHealth:
             values[f"dropped_{r}"] = str(self.dropped[r])
         values["errors"] = str(self.counts["errors"])
         values["input_age_s"] = f"{age:.2f}" if self.last_input is not None else "never"
-        for k in ("inits_received", "inits_applied", "inits_superseded", "inits_rejected",
-                  "size_changes", "clock_resets", "encoding_changes", "input_gaps", "init_floods"):
+        for k in ("inits_received", "inits_applied", "inits_refused", "inits_coalesced",
+                  "size_changes", "clock_resets", "encoding_changes", "input_gaps", "init_floods",
+                  "invalid_results", "decoder_warnings", "log_lines_suppressed"):
             values[k] = str(self.counts[k])
         recent = [e for e in self.events if e.time >= now - 60.0]
         if recent:

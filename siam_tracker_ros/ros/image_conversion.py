@@ -24,6 +24,8 @@ import sys
 import cv2
 import numpy as np
 
+from .logging_utils import quote_untrusted
+
 # encoding -> (numpy dtype, channels) of the HxWxC array `image_msg_to_numpy` returns.
 # The yuv422 family is one U or V byte and one Y byte per pixel (OpenCV's CV_8UC2, as
 # cv_bridge reads it); a Bayer mosaic is one sample per pixel.
@@ -107,7 +109,8 @@ class ImageConversionError(ValueError):
 
 def _unsupported(encoding) -> ImageConversionError:
     return ImageConversionError(
-        f"unsupported encoding '{encoding}' (supported: {', '.join((*ENCODINGS, *PLANAR_ENCODINGS))})")
+        f"unsupported encoding {quote_untrusted(encoding)} "
+        f"(supported: {', '.join((*ENCODINGS, *PLANAR_ENCODINGS))})")
 
 
 def _message_sizes(msg):
@@ -235,7 +238,7 @@ def image_msg_to_bgr(msg, mono16_mode: str = "percentile") -> np.ndarray:
     encoding = msg.encoding
     if encoding not in _TO_BGR:
         raise ImageConversionError(
-            f"unsupported encoding '{encoding}' for tracking "
+            f"unsupported encoding {quote_untrusted(encoding)} for tracking "
             f"(supported: {', '.join(TRACKABLE_ENCODINGS)})")
     pixels = image_msg_to_numpy(msg)
     code = _TO_BGR[encoding]

@@ -37,6 +37,20 @@ def quote_untrusted(value, limit: int = DEFAULT_QUOTE_LIMIT) -> str:
     return f"{text[:limit]!r}...(+{len(text) - limit} chars)"
 
 
+MAX_LINE = 2000
+
+
+def one_line(text: str, limit: int = MAX_LINE) -> str:
+    """`text` as one log line of at most about `limit` characters: newlines, escape sequences
+    and other non-printable characters escaped (the last defence when a caller forgot to
+    quote something a publisher chose)."""
+    if len(text) > limit:
+        text = f"{text[:limit]}...(+{len(text) - limit} chars)"
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class LogThrottle:
     """At most one line per `period_s` seconds per key, with a count of the rest.
 
@@ -99,3 +113,55 @@ class LogThrottle:
         """Lines suppressed per key and not yet reported by a line let through."""
         with self._lock:
             return {key: entry[1] for key, entry in self._keys.items() if entry[1]}
+
+
+class InputLog:
+    """The node's log for the lines its input triggers (frames, inits, removals, targets).
+
+    `log(level, text, kind=None)`, level info / warning / error: an error is counted
+    (`count("errors")`); a line with a `kind` is throttled per kind (`LogThrottle`, at
+    most one per `period_s`, the next one says how many were held back); and every line
+    passes a token bucket (`rate` lines per second, bursts of `burst`), so that no mix of
+    kinds can write more than about `rate` lines a second whatever arrives. Lines over
+    the bucket are counted (`count("log_lines_suppressed")`), not written. `logger` has
+    info / warning / error methods (rclpy's). Callers quote untrusted text
+    (`quote_untrusted`) before it gets here.
+    """
+
+    def __init__(self, logger, count: Callable[..., None], period_s: float = 1.0, rate: float = 10.0,
+                 burst: int = 50, clock: Callable[[], float] = time.monotonic):
+        self.logger = logger
+        self.count = count
+        self.throttle = LogThrottle(period_s, clock)
+        self.rate, self.burst = float(rate), float(burst)
+        self._clock = clock
+        self._tokens, self._filled = float(burst), clock()
+        self._lock = threading.Lock()
+
+    def _take_token(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._filled) * self.rate)
+            self._filled = now
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
+
+    def __call__(self, level: str, text: str, kind: Optional[Hashable] = None) -> None:
+        if level == "error":
+            self.count("errors")
+        if kind is not None:
+            text = self.throttle.message(kind, text)
+            if text is None:
+                return
+        if not self._take_token():
+            self.count("log_lines_suppressed")
+            return
+        text = one_line(text)
+        if level == "error":       # one call site per severity (rclpy's logger requires it)
+            self.logger.error(text)
+        elif level == "warning":
+            self.logger.warning(text)
+        else:
+            self.logger.info(text)

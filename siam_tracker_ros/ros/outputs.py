@@ -32,8 +32,13 @@ def tracked_object_fields(target_id: int, state: int, box: Optional[Sequence[flo
                           image_width: int, image_height: int, latency: float = 0.0,
                           clip: bool = True) -> Dict[str, Any]:
     """Every field of a TrackedObject but the header: box (clipped to the image when `clip`)
-    and normalised centre only in state TRACKING, else zero; score 0 when IDLE."""
+    and normalised centre only in state TRACKING, else zero; score 0 when IDLE. A TRACKING
+    box that is not finite or has no area is never sent: the target goes out LOST, score 0."""
     x = y = w = h = cx = cy = 0.0
+    if state == TrackState.TRACKING and not geometry.is_usable_box(box):
+        state, score = TrackState.LOST, 0.0
+    if not np.isfinite(score):
+        score = 0.0
     if state == TrackState.TRACKING and box is not None:
         x, y, w, h = (float(v) for v in (geometry.clip_box(box, image_width, image_height) if clip else box))
         cx = float(2.0 * (x + w / 2.0) / image_width - 1.0)
@@ -72,6 +77,8 @@ def diagnostics(node_name: str, stamp, health, session, inbox, *, state: str, ac
     level, message, values = health.report(targets={i: r.state.name for i, r in targets.items()}, active=active,
                                            input_timeout=input_timeout, drop_warn_ratio=drop_warn_ratio,
                                            topic=topic)
+    if state == "finalized":       # shut down by its lifecycle manager: it will never track again
+        level, message = health_mod.ERROR, "finalized: the node was shut down (lifecycle); restart it"
     loaded = session.loaded if session is not None else None
     size = session.frame_size if session is not None else None
     device = loaded.device if loaded else "none"

@@ -49,7 +49,8 @@ NODE_PARAMS = table((
     Param("allow_untrained", False,
           "Run a model that has no trained weights with random weights instead of refusing to start "
           "(tests, architecture studies: such a tracker follows little).", reload=True),
-    Param("device", "auto", "Torch device: auto, cpu, cuda or cuda:N.", reload=True),
+    Param("device", "auto", "Torch device: auto, cpu, cuda or cuda:N.", reload=True,
+          pattern=r"auto|cpu|cuda(:[0-9]{1,3})?"),
     Param("engine", "auto",
           "Inference engine: auto (onnxruntime on a CPU device when installed, the faster CPU path; "
           "else torch), torch (eager) or onnxruntime (the model exported once as template + search "
@@ -69,6 +70,14 @@ NODE_PARAMS = table((
     Param("frame_cache_size", 30,
           "Recent frames kept by stamp so an init box is applied to the frame it was drawn on.",
           range=(1, 1000)),
+    Param("frame_cache_mb", 256,
+          "Most megabytes (1e6 bytes) of image messages the frame cache keeps, as they came (compressed "
+          "frames stay compressed); the oldest frames go first, the newest is always kept.",
+          range=(1, 65536)),
+    Param("max_image_pixels", 7680 * 4320,
+          "Largest image accepted, in pixels (width x height; a compressed frame: as its header "
+          "claims, checked before decoding); larger frames are dropped as unreadable.",
+          range=(4, 1 << 29)),
     Param("catch_up_max_frames", 5,
           "After an init on a cached frame, track at most this many of the cached frames "
           "between it and the newest (evenly spaced) before the newest.", range=(0, 1000)),

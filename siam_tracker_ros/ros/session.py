@@ -137,6 +137,7 @@ class TrackingSession:
         self._view: Dict[int, TargetRecord] = {}
         self._known: Set[int] = set()       # ids tracked or about to be (max_targets)
         self._last_flood = -1e9
+        self._decoded: Optional[Tuple[Frame, np.ndarray]] = None   # the frame being processed, decoded
         self.image_topic = "image"          # named in log lines
 
     def _new_tracker(self):
@@ -156,9 +157,22 @@ class TrackingSession:
             return dict(self._view)
 
     # -- requests (executor thread) --------------------------------------------------
-    def request_init(self, stamp: int, box, target_id: int, max_targets: int) -> Optional[str]:
-        """Store an init for the worker; None when stored, else why it was refused (logged). The
-        box is checked against its frame on the worker (that needs the frame decoded)."""
+    def request_init(self, stamp: int, box, target_id: int, max_targets: int,
+                     max_pixels: Optional[int] = None) -> Optional[str]:
+        """Store an init for the worker; None when stored, else why it was refused (logged and
+        counted in inits_refused). What can be checked without decoding is checked here (id,
+        box against the size the frame's message or header gives, max_targets); the worker
+        checks the rest when it decodes the frame (also counted when refused there)."""
+        why = self._refusal(stamp, box, target_id, max_targets, max_pixels)
+        if why is not None:
+            self.health.count("inits_refused")
+            self.log("error", why[1], kind=why[0])
+            return why[1]
+        return None
+
+    def _refusal(self, stamp: int, box, target_id: int, max_targets: int,
+                 max_pixels: Optional[int]) -> Optional[Tuple[str, str]]:
+        """(kind, reason) when the init is refused, else None (stored for the worker)."""
         now = time.monotonic()
         rate = self.health.init_received(now)
         if rate > INIT_FLOOD_RATE and now - self._last_flood > self.health.window:
@@ -166,41 +180,51 @@ class TrackingSession:
             self.health.event("init_floods", f"init flood: {rate} init messages in the last second "
                                              "(per id only the newest is applied)", now=now)
             self.log("warning", f"init flood: {rate} init messages in the last second")
+        if target_id == 0:
+            return "init_id", "init ignored: target_id 0 means 'no target'; use an id from 1 on"
+        box = np.asarray(box, dtype=np.float64)
         frame = self.inbox.find(stamp)
         if frame is None:
-            why = f"init ignored: no image received yet on '{self.image_topic}'"
-            self.log("error", why, kind="init_no_image")
-            return why
+            return "init_no_image", f"init ignored: no image received yet on '{self.image_topic}'"
+        size = frame.size
+        if frame.unreadable is not None or size is None:
+            why = frame.unreadable or frame.header_error
+            return "init_frame", f"init ignored: the frame it names cannot be read: {why}"
+        try:
+            if size[0] < 2 or size[1] < 2:
+                raise ValueError(f"the frame it names is {size[0]}x{size[1]} pixels, too small to track")
+            if max_pixels and size[0] * size[1] > max_pixels:
+                raise ValueError(f"the frame it names is {size[0]}x{size[1]} pixels, more than "
+                                 f"max_image_pixels = {max_pixels}")
+            geometry.validate_box(box, *size)
+        except ValueError as exc:
+            return "init_box", f"init ignored: {exc}"
         if stamp and frame.stamp != stamp:
             self.log("warning", f"init: no cached frame has stamp {stamp * 1e-9:.3f}; using the nearest "
                                 f"({frame.stamp * 1e-9:.3f}, {(frame.stamp - stamp) * 1e-9:+.3f} s)", kind="init_stamp")
         with self._lock:
             ids = self._known | set(self._pending_inits)
             if target_id not in ids and len(ids) >= max_targets:
-                self.health.count("inits_rejected")
-                full = True
-            else:
-                full = False
-                if target_id in self._pending_inits:
-                    self.health.count("inits_superseded")
-                self._pending_inits[target_id] = PendingInit(frame, np.asarray(box, dtype=np.float64), target_id)
-                self._pending_removals.discard(target_id)
-        if full:
-            why = (f"init ignored: target {target_id} would be a target beyond max_targets ({max_targets}); "
-                   "remove one (~/remove) or reset first")
-            self.log("error", why, kind="init_full")
-            return why
+                return "init_full", (f"init ignored: target {target_id} would be a target beyond max_targets "
+                                     f"({max_targets}); remove one (~/remove) or reset first")
+            if target_id in self._pending_inits:
+                self.health.count("inits_coalesced")
+            self._pending_inits[target_id] = PendingInit(frame, box, target_id)
+            self._pending_removals.discard(target_id)
         return None
 
     def request_removal(self, target_id: int) -> None:
         with self._lock:
-            self._pending_inits.pop(target_id, None)
+            if self._pending_inits.pop(target_id, None) is not None:
+                self.health.count("inits_coalesced")     # a later request for the id wins
             self._pending_removals.add(target_id)
 
     # -- the worker ------------------------------------------------------------------
     def clear(self) -> int:
         """Drop every target and pending request; returns how many targets there were."""
         with self._lock:
+            if self._pending_inits:
+                self.health.count("inits_coalesced", len(self._pending_inits))
             self._pending_inits.clear()
             self._pending_removals.clear()
             n = len(self.ids)
@@ -226,11 +250,8 @@ class TrackingSession:
             if self._remove(target_id):
                 self.log("info", f"target {target_id} removed")
             else:
-                self.log("warning", f"remove: no target {target_id}")
-        image = self.decode(frame) if frame is not None else None
-        if frame is not None and image is None:
-            self.health.drop(health_mod.DROP_UNREADABLE)
-            frame = None
+                self.log("warning", f"remove: no target {target_id}", kind="remove_unknown")
+        frame, image = self._take_frame(frame)
         if image is not None:
             self._check_size(image)
         answered: Dict[int, np.ndarray] = {}
@@ -252,21 +273,71 @@ class TrackingSession:
                 if target_id in answered:
                     report.targets.append(TargetReport(target_id, TrackState.TRACKING, answered[target_id], 1.0))
                 elif target_id in results:
-                    r = results[target_id]
-                    report.targets.append(TargetReport(target_id, TrackState(r.state), r.box, r.score, r))
+                    report.targets.append(self._target_report(target_id, results[target_id]))
                 elif target_id in self.orphans:
                     report.targets.append(TargetReport(target_id, TrackState.LOST, None, 0.0))
         with self._lock:
             self._view = {i: replace(r, evidence=dict(r.evidence))
                           for i, r in {**self.records, **self.orphans}.items()}
             self._known = set(self._view)
+        self._decoded = None
         report.finished = time.monotonic()
         return report
+
+    def _take_frame(self, frame: Optional[Frame]) -> Tuple[Optional[Frame], Optional[np.ndarray]]:
+        """Decode the worker's frame; only a frame that decoded counts for the stamp order
+        (inbox.confirm). (None, None) when there is none, it is unreadable or out of order."""
+        if frame is None:
+            return None, None
+        image = self.decode(frame)
+        if image is None:
+            self.health.drop(health_mod.DROP_UNREADABLE)
+            frame.unreadable = frame.unreadable or "it did not decode"
+            return None, None
+        accepted, note = self.inbox.confirm(frame)
+        if note is not None:
+            self.log("info" if note[0] == "drop" else "warning", note[1], kind=note[0])
+        if not accepted:
+            return None, None
+        self._decoded = (frame, image)    # an init on this very frame does not decode it again
+        return frame, image
+
+    def _image(self, frame: Frame) -> Optional[np.ndarray]:
+        if self._decoded is not None and self._decoded[0] is frame:
+            return self._decoded[1]
+        return self.decode(frame)
+
+    def _target_report(self, target_id: int, r: TrackResult) -> TargetReport:
+        """A tracker result as reported; a TRACKING result whose box is not finite or has no
+        area (a broken model or parameters) is reported LOST without a box, logged and counted."""
+        state = TrackState(r.state)
+        if state == TrackState.TRACKING and not geometry.is_usable_box(r.box):
+            self.health.count("invalid_results")
+            self.log("error", f"target {target_id}: the tracker gave a non-finite or empty box "
+                              f"({r.box}); reported LOST", kind="invalid_result")
+            return TargetReport(target_id, TrackState.LOST, None, 0.0, r)
+        return TargetReport(target_id, state, r.box, r.score, r)
 
     def _add(self, target_id: int, image: np.ndarray, box) -> None:
         self.mt.add(target_id, image, np.asarray(box, dtype=np.float64))
         self.orphans.pop(target_id, None)
         self.records[target_id] = TargetRecord(box=np.asarray(box, dtype=np.float64).copy())
+
+    def _refuse_unreadable(self, init: PendingInit) -> None:
+        self.health.count("inits_refused")
+        self.log("error", f"init ignored: the frame it names cannot be read: {init.frame.unreadable}",
+                 kind="init_frame")
+
+    def _add_init(self, target_id: int, image: np.ndarray, box) -> bool:
+        """Apply an init; a tracker that refuses it (image, box, memory) refuses the init only:
+        logged and counted, the frame goes on."""
+        try:
+            self._add(target_id, image, box)
+            return True
+        except Exception as exc:  # noqa: BLE001
+            self.health.count("inits_refused")
+            self.log("error", f"init ignored: target {target_id}: {type(exc).__name__}: {exc}", kind="init_failed")
+            return False
 
     def _remove(self, target_id: int) -> bool:
         known = target_id in self.records or target_id in self.orphans
@@ -350,14 +421,15 @@ class TrackingSession:
 
     def _init_box(self, init: PendingInit) -> Optional[Tuple[np.ndarray, np.ndarray]]:
         """(init frame's image, the box checked and clipped to it); None (logged) if unusable."""
-        init_image = self.decode(init.frame)
+        init_image = self._image(init.frame) if init.frame.unreadable is None else None
         if init_image is None:
-            self.log("error", "init ignored: the frame it names cannot be read", kind="init_frame")
+            self._refuse_unreadable(init)
             return None
         h, w = init_image.shape[:2]
         try:
             box = geometry.validate_box(init.box, w, h)
         except ValueError as exc:
+            self.health.count("inits_refused")
             self.log("error", f"init ignored: {exc}", kind="init_box")
             return None
         init.box, init.size = geometry.clip_box(box, w, h), (w, h)
@@ -367,7 +439,7 @@ class TrackingSession:
                     catch_up_max: int) -> Tuple[Optional[np.ndarray], bool]:
         """Init on the frame the box was drawn on, then the catch-up (module doc). Returns
         (the box used or None when not applied, whether it was applied to `frame` itself)."""
-        checked = self._init_box(init) if init.size is None else (self.decode(init.frame), init.box)
+        checked = self._init_box(init) if init.size is None else (self._image(init.frame), init.box)
         if checked is None:
             return None, False
         init_image, box = checked
@@ -375,18 +447,24 @@ class TrackingSession:
         if current is not None and init.size != current:
             if image is None:       # wait for a frame of the current size
                 with self._lock:
-                    self._pending_inits.setdefault(init.target_id, init)
+                    if init.target_id in self._pending_inits:
+                        self.health.count("inits_coalesced")    # a newer init for the id came meanwhile
+                    else:
+                        self._pending_inits[init.target_id] = init
                 return None, False
             sx, sy = current[0] / init.size[0], current[1] / init.size[1]
             box = geometry.clip_box(init.box * np.array([sx, sy, sx, sy]), *current)
-            self._add(init.target_id, image, box)
+            if not self._add_init(init.target_id, image, box):
+                return None, False
             self.log("warning", f"target {init.target_id} initialised at ({', '.join(f'{v:.1f}' for v in box)}) "
                                 f"on the newest frame: its box was drawn on a {init.size[0]}x{init.size[1]} frame, "
                                 f"the images are now {current[0]}x{current[1]} (box scaled)")
             return box, True
-        if init_image is None:
+        if init_image is None:      # a waiting init whose frame did not decode this time
+            self._refuse_unreadable(init)
             return None, False
-        self._add(init.target_id, init_image, box)
+        if not self._add_init(init.target_id, init_image, box):
+            return None, False
         self.log("info", f"target {init.target_id} initialised at ({', '.join(f'{v:.1f}' for v in box)}) "
                          f"on frame {init.frame.stamp * 1e-9:.3f}")
         if frame is not None and frame.stamp == init.frame.stamp:
@@ -397,7 +475,7 @@ class TrackingSession:
             picks = np.linspace(len(later) - 1, 0, catch_up_max)[::-1] if catch_up_max else []
             later = [later[int(round(i))] for i in picks]
         for f in later:
-            img = self.decode(f)
+            img = self._image(f)
             if img is not None and img.shape[:2] == init_image.shape[:2]:
                 self._track(img, ids=[init.target_id])
         return box, False

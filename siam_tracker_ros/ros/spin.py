@@ -15,6 +15,23 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
+from .logging_utils import LogThrottle, one_line
+
+_CALLBACK_ERRORS = LogThrottle(1.0)     # a callback failing at the message rate: one line a second
+
+
+def spin_contained(executor, name: str) -> None:
+    """One spin step; an exception a callback let through is logged (at most once a second),
+    not raised: one bad message must not end the node."""
+    try:
+        executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        text = _CALLBACK_ERRORS.message(name, one_line(f"callback failed: {type(exc).__name__}: {exc}", 300))
+        if text is not None:
+            rclpy.logging.get_logger(name).error(text)
+
 
 def run(argv: List[str], make_node: Callable, start: Callable, name: str) -> int:
     """0 after a signal; 1 when `make_node()` raises or `start(node)` says False."""
@@ -33,7 +50,7 @@ def run(argv: List[str], make_node: Callable, start: Callable, name: str) -> int
             if not start(node):
                 return 0 if stop.is_set() else 1
             while not stop.is_set() and rclpy.ok():
-                executor.spin_once(timeout_sec=0.1)
+                spin_contained(executor, name)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:

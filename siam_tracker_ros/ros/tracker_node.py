@@ -20,10 +20,12 @@ from typing import Optional
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from siam_tracker_ros.msg import TargetInit
+from siam_tracker_ros.srv import InitTarget
 from std_msgs.msg import UInt32
 from std_srvs.srv import Trigger
 
@@ -31,9 +33,14 @@ from . import health as health_mod
 from . import outputs, params, spin
 from .image_conversion import ImageConversionError
 from .inbox import Frame, FrameInbox, decode, stamp_ns
+from .logging_utils import InputLog, quote_untrusted
 from .session import StartupError, TrackingSession, open_model, release_memory
 
 ERROR_THROTTLE_S = 1.0   # s between two log lines of one kind of error
+# ~/init, ~/remove and ~/init_target requests held until the executor takes them: a burst
+# of 100 is not lost (rclpy's default keeps 10)
+REQUEST_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.VOLATILE)
 
 
 class TrackerNode(LifecycleNode):
@@ -42,19 +49,22 @@ class TrackerNode(LifecycleNode):
         self.values = params.declare(self)
         self.health = health_mod.NodeHealth()
         self.inbox = FrameInbox(self.values["frame_cache_size"], self.health,
-                                self.values["clock_jump_threshold"], self.values["input_timeout"])
+                                self.values["clock_jump_threshold"], self.values["input_timeout"],
+                                self.values["frame_cache_mb"] * 1_000_000)
         self.session: Optional[TrackingSession] = None
         self.pubs: Optional[outputs.Publishers] = None     # result topics (configured)
-        self._reset_service = None                         # (configured)
+        self._configured_services = []                     # ~/reset, ~/init_target (configured)
         self._inputs = []                                  # subscriptions (active)
         self._active = False
         self._track_lock = threading.Lock()    # held while the session is used or replaced
-        self._logged = {}                      # kind of error -> when last logged
+        # every line input can trigger: throttled per kind, a rate cap overall (logging_utils.py)
+        self._log = InputLog(self.get_logger(), self.health.count, ERROR_THROTTLE_S)
         self.add_on_set_parameters_callback(self._check_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        if self.values["diagnostics_period"] > 0:
-            self.create_timer(self.values["diagnostics_period"], self._publish_diagnostics)
+        if self.values["diagnostics_period"] > 0:   # wall time: sim time without /clock still reports
+            self.create_timer(self.values["diagnostics_period"], self._publish_diagnostics,
+                              clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._wake, self._stop = threading.Event(), threading.Event()
         self._worker = threading.Thread(target=self._work, name="tracker_worker", daemon=True)
         self._worker.start()
@@ -87,7 +97,9 @@ class TrackerNode(LifecycleNode):
         self.values.update(params.declare_tracker(self, loaded.config["tracker"]["type"], session.tracker_params))
         self.health.model_error = None
         self.pubs = outputs.Publishers(self)
-        self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
+        self._configured_services = [
+            self.create_service(Trigger, "~/reset", self._on_reset),
+            self.create_service(InitTarget, "~/init_target", self._on_init_service, qos_profile=REQUEST_QOS)]
         self.get_logger().info(loaded.describe())
         return TransitionCallbackReturn.SUCCESS
 
@@ -100,8 +112,9 @@ class TrackerNode(LifecycleNode):
                                                  lambda m: self._on_frame(m, True), qos)
         else:
             image_sub = self.create_subscription(Image, "image", lambda m: self._on_frame(m, False), qos)
-        self._inputs = [image_sub, self.create_subscription(TargetInit, "~/init", self._on_init, 10),
-                        self.create_subscription(UInt32, "~/remove", self._on_remove, 10)]
+        self._inputs = [image_sub,
+                        self.create_subscription(TargetInit, "~/init", self._on_init, REQUEST_QOS),
+                        self.create_subscription(UInt32, "~/remove", self._on_remove, REQUEST_QOS)]
         self.health.reset_input_clock()
         self._active = True
         self.get_logger().info(f"ready: image topic '{self.image_topic}' ({self.values['input']}, "
@@ -133,14 +146,13 @@ class TrackerNode(LifecycleNode):
 
     def _release(self) -> None:
         self._unsubscribe()
-        if self._reset_service is not None:
-            self.destroy_service(self._reset_service)
-            self._reset_service = None
-        if self.pubs is not None:
-            self.pubs.destroy()
-            self.pubs = None
-        with self._track_lock:
-            self.session = None
+        for service in self._configured_services:
+            self.destroy_service(service)
+        self._configured_services = []
+        with self._track_lock:      # not while the worker publishes a frame
+            if self.pubs is not None:
+                self.pubs.destroy()
+            self.pubs, self.session = None, None
         release_memory()
 
     def configure_and_activate(self) -> bool:
@@ -164,6 +176,8 @@ class TrackerNode(LifecycleNode):
                 group, _, key = p.name.partition(".")
                 if p.name == "frame_cache_size":
                     self.inbox.resize(p.value)
+                elif p.name == "frame_cache_mb":
+                    self.inbox.resize(max_bytes=p.value * 1_000_000)
                 elif p.name in ("clock_jump_threshold", "input_timeout"):
                     setattr(self.inbox, p.name, p.value)
                 elif self.session is None or params.needs_reload(p.name):
@@ -176,17 +190,29 @@ class TrackerNode(LifecycleNode):
     # ---- callbacks (executor thread): store only --------------------------------------
     def _on_frame(self, msg, compressed: bool) -> None:
         frame = Frame(msg, stamp_ns(msg.header.stamp), time.monotonic(), compressed=compressed)
-        for kind, text in self.inbox.put(frame):
-            self._log("info" if kind == "info" else "warning", text, kind="drop" if kind == "drop" else None)
+        for kind, text in self.inbox.put(frame):     # kinds: info (input gap), encoding, drop
+            self._log("info" if kind == "info" else "warning", text, kind=kind)
         if self.inbox.waiting:
             self._wake.set()
 
-    def _on_init(self, msg) -> None:
+    def _on_init(self, msg) -> Optional[str]:
+        """An init (topic or service): None when stored for the worker, else why it was refused."""
         session = self.session
-        if session is not None:
-            session.request_init(stamp_ns(msg.header.stamp), [msg.x, msg.y, msg.width, msg.height],
-                                 int(msg.target_id), self.values["max_targets"])
-            self._wake.set()
+        if session is None or not self._active:
+            self.health.count("inits_received")
+            self.health.count("inits_refused")
+            why = f"init ignored: the node is not active (state: {self.lifecycle_state()})"
+            self._log("error", why, kind="init_inactive")
+            return why
+        why = session.request_init(stamp_ns(msg.header.stamp), [msg.x, msg.y, msg.width, msg.height],
+                                   int(msg.target_id), self.values["max_targets"], self.values["max_image_pixels"])
+        self._wake.set()
+        return why
+
+    def _on_init_service(self, request, response):
+        why = self._on_init(request)
+        response.accepted, response.reason = why is None, why or "accepted: applied with the next frame processed"
+        return response
 
     def _on_remove(self, msg) -> None:
         if self.session is not None:
@@ -200,29 +226,17 @@ class TrackerNode(LifecycleNode):
         self.get_logger().info(response.message)
         return response
 
-    def _log(self, level: str, text: str, kind: Optional[str] = None) -> None:
-        """Log a line; an error is counted; a line with a `kind` at most once per ERROR_THROTTLE_S."""
-        if level == "error":
-            self.health.count("errors")
-        if kind is not None:
-            now = time.monotonic()
-            if now - self._logged.get(kind, -1e9) < ERROR_THROTTLE_S:
-                return
-            self._logged[kind] = now
-        logger = self.get_logger()     # one call site per severity (rclpy's logger requires it)
-        if level == "error":
-            logger.error(text)
-        elif level == "warning":
-            logger.warning(text)
-        else:
-            logger.info(text)
-
     def _decode(self, frame: Frame):
         try:
-            return decode(frame, self.values["mono16_mode"])
+            image, warnings = decode(frame, self.values["mono16_mode"], self.values["max_image_pixels"])
         except ImageConversionError as exc:
+            frame.unreadable = str(exc)
             self._log("error", f"image skipped: {exc}", kind="image")
             return None
+        if warnings:
+            self.health.count("decoder_warnings")
+            self._log("warning", f"decoder: {quote_untrusted(warnings[-1])}", kind="decoder")
+        return image
 
     # ---- worker thread ------------------------------------------------------------------
     def _work(self) -> None:
@@ -241,7 +255,7 @@ class TrackerNode(LifecycleNode):
         """Track the newest frame (and apply the pending requests) and publish the results."""
         with self._track_lock:
             frame = self.inbox.take()
-            if self.session is None:
+            if self.session is None or self.pubs is None:
                 if frame is not None:
                     self.health.drop(health_mod.DROP_INACTIVE)
                 return

@@ -106,6 +106,7 @@ class Tracker(ABC):
         self.size = None              # (w, h) float
         self.image_size = None        # (w, h) of the last frame
         self.last_score = 0.0
+        self._frame_start = None      # (center, size) before the current frame
 
     @property
     def initialized(self) -> bool:
@@ -176,8 +177,12 @@ class Tracker(ABC):
             raise RuntimeError("track() called before init(image, box)")
         geometry.validate_image(image)
         self.image_size = (image.shape[1], image.shape[0])
+        self._frame_start = (self.center.copy(), self.size.copy())
 
     def _report(self, result: TrackResult) -> TrackResult:
+        if not (geometry.is_usable_box(result.box) and np.isfinite(result.score)
+                and np.all(np.isfinite(self.center)) and np.all(np.isfinite(self.size))):
+            return self._refuse_result(result)
         # The internal state may reach past the border (the centre stays inside);
         # what users get is always a box inside the image.
         result.box = geometry.clip_box(result.box, *self.image_size)
@@ -185,6 +190,19 @@ class Tracker(ABC):
         self.last_score = result.score
         if result.state != TrackState.LOST and result.score < self.lost_threshold:
             result.state = TrackState.LOST
+        return result
+
+    def _refuse_result(self, result: TrackResult) -> TrackResult:
+        """A non-finite or empty result (a broken network output or hyper-parameter) is never
+        TRACKING: the target stays where it was before the frame, reported LOST, score 0."""
+        start = getattr(self, "_frame_start", None)
+        if start is not None:
+            self.center, self.size = start[0].copy(), start[1].copy()
+        result.box = geometry.clip_box(self.box, *self.image_size)
+        result.score = 0.0
+        result.state = TrackState.LOST
+        result.evidence = {**(result.evidence or {}), "non_finite_result": 1.0}
+        self.last_score = 0.0
         return result
 
     def reset(self) -> None:

@@ -120,12 +120,14 @@ class TargetSupervisor:
         p = self.params
         if len(self.levels.bg_entropy) < p["background_tiles"]:
             self.levels.sample_background(self.tracker, image)
+        # a result the tracker refused (non-finite or empty box: core/tracking/base.py) is LOST at once
+        broken = bool((raw.evidence or {}).get("non_finite_result"))
         ev = self.levels.judge(raw, self._prev_box, image=image)
-        bad = ev["badness"] >= 1.0
+        bad = ev["badness"] >= 1.0 or broken
         self._bad_run = self._bad_run + 1 if bad else 0
         self._persist = max(0.0, self._persist + ev["badness"] - p["persist_drift"])
         lost = ((bad and (self._bad_run >= p["lost_frames"] or ev["badness"] >= p["very_bad"]))
-                or self._persist >= p["persist_lost"])
+                or self._persist >= p["persist_lost"] or broken)
         if not bad and not lost:
             self.levels.learn(ev)
             self._learn_motion(np.asarray(raw.box, dtype=np.float64))
