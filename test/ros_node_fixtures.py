@@ -7,6 +7,7 @@ import warnings
 from dataclasses import dataclass
 from typing import List, Optional
 
+import cv2
 import numpy as np
 import pytest
 
@@ -49,11 +50,17 @@ def load_clip(max_frames: int = 60) -> Clip:
             boxes = seq.gt - shift           # OTB files count pixels from 1
             return Clip(list(seq.frames()), boxes[0].copy(), f"{name} ({root})", boxes)
     warnings.warn(f"{root} has neither OTB_Crossing nor VOT_bag: the node tests use a SYNTHETIC "
-                  f"sequence ({FALLBACK_SIZE[0]}x{FALLBACK_SIZE[1]}, a textured square moving over noise)")
+                  f"sequence ({FALLBACK_SIZE[0]}x{FALLBACK_SIZE[1]}, a marked square moving over blurred noise)")
     rng = np.random.default_rng(1)
     width, height = FALLBACK_SIZE
-    background = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
-    target = rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    # A target that differs from its background, as a real one does: a red square with a
+    # white disc and a green centre over blurred noise. (A noise square on the same noise has
+    # nothing to follow: a tracker trained on real footage drifted off it at once.)
+    background = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (0, 0), 4)
+    target = np.zeros((40, 40, 3), np.uint8)
+    target[:] = (40, 60, 220)
+    cv2.circle(target, (20, 20), 12, (255, 255, 255), -1)
+    cv2.rectangle(target, (15, 15), (25, 25), (20, 160, 20), -1)
     frames, boxes = [], []
     for i in range(max_frames):
         f = background.copy()
