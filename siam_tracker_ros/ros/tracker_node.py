@@ -21,14 +21,14 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from siam_tracker_ros.msg import TargetInit
 from std_msgs.msg import UInt32
 from std_srvs.srv import Trigger
 
 from . import health as health_mod
-from . import outputs, params, spin
+from . import outputs, params, spin, topics
+from .camera_info import CameraInfoInput
 from .image_conversion import ImageConversionError
 from .inbox import Frame, FrameInbox, decode, stamp_ns
 from .session import StartupError, TrackingSession, open_model, release_memory
@@ -45,6 +45,7 @@ class TrackerNode(LifecycleNode):
                                 self.values["clock_jump_threshold"], self.values["input_timeout"])
         self.session: Optional[TrackingSession] = None
         self.pubs: Optional[outputs.Publishers] = None     # result topics (configured)
+        self.camera_info = CameraInfoInput()               # optional: ~/bearing
         self._reset_service = None                         # (configured)
         self._inputs = []                                  # subscriptions (active)
         self._active = False
@@ -62,7 +63,7 @@ class TrackerNode(LifecycleNode):
     @property
     def image_topic(self) -> str:
         base = self.resolve_topic_name("image")
-        return base + "/compressed" if self.values["input"] == "compressed" else base
+        return base + "/compressed" if topics.image_transport(self.values)[0] == "compressed" else base
 
     def lifecycle_state(self) -> str:
         try:
@@ -86,26 +87,29 @@ class TrackerNode(LifecycleNode):
             self.session = session
         self.values.update(params.declare_tracker(self, loaded.config["tracker"]["type"], session.tracker_params))
         self.health.model_error = None
-        self.pubs = outputs.Publishers(self)
+        self.pubs = outputs.Publishers(self, self.camera_info, self.values["bearing.rectified"])
+        if self.pubs.missing:
+            self.get_logger().info(self.pubs.missing)
         self._reset_service = self.create_service(Trigger, "~/reset", self._on_reset)
         self.get_logger().info(loaded.describe())
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state):
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.values["qos.depth"],
-                         reliability=(ReliabilityPolicy.BEST_EFFORT if self.values["qos.reliability"] == "best_effort"
-                                      else ReliabilityPolicy.RELIABLE))
-        if self.values["input"] == "compressed":
-            image_sub = self.create_subscription(CompressedImage, self.image_topic,
-                                                 lambda m: self._on_frame(m, True), qos)
-        else:
-            image_sub = self.create_subscription(Image, "image", lambda m: self._on_frame(m, False), qos)
+        transport, warnings = topics.image_transport(self.values)
+        qos, more = topics.image_qos(self.values, self.image_topic)
+        for text in warnings + more:
+            self.get_logger().warning(text)
+        compressed = transport == "compressed"
+        image_sub = self.create_subscription(CompressedImage if compressed else Image, self.image_topic,
+                                             lambda m: self._on_frame(m, compressed), qos, **topics.overridable())
+        self.camera_info.clear()
         self._inputs = [image_sub, self.create_subscription(TargetInit, "~/init", self._on_init, 10),
-                        self.create_subscription(UInt32, "~/remove", self._on_remove, 10)]
+                        self.create_subscription(UInt32, "~/remove", self._on_remove, 10),
+                        self.camera_info.subscribe(self, self.image_topic, qos)]
         self.health.reset_input_clock()
         self._active = True
-        self.get_logger().info(f"ready: image topic '{self.image_topic}' ({self.values['input']}, "
-                               f"{self.values['qos.reliability']}, depth {self.values['qos.depth']})")
+        self.get_logger().info(f"ready: image topic '{self.image_topic}' ({transport}, {qos.reliability.name.lower()}, "
+                               f"depth {qos.depth}; qos_overrides apply), camera_info '{self._inputs[-1].topic_name}'")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state):
@@ -267,6 +271,9 @@ def main(args=None) -> int:
     argv = list(sys.argv if args is None else args)
     extra = rclpy.utilities.remove_ros_args(argv)[1:]
     lifecycle, autostart = "--lifecycle" in extra, "--autostart" in extra
+    if {"-h", "--help"} & set(extra):
+        print(params.usage())                  # no ROS started: nothing to shut down
+        return 0
 
     def start(node: TrackerNode) -> bool:
         if set(extra) - {"--lifecycle", "--autostart"}:
