@@ -201,3 +201,39 @@ def test_unavailable_engine_or_precision_is_refused_with_the_reason(ros_subproce
     out = subprocess.run([sys.executable, "-m", "siam_tracker_ros.ros.tracker_node", "--ros-args", *args],
                          env=ros_subprocess_env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and reason in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+# ---- former parameter names (one release) ------------------------------------------------
+def test_former_parameters_still_apply_with_a_warning(ros_env):
+    from siam_tracker_ros.ros import params, topics
+    values = params.defaults()
+    assert topics.image_transport(values) == ("raw", [])
+    values["input"] = "compressed"
+    transport, warnings = topics.image_transport(values)
+    assert transport == "compressed" and "image_transport:=compressed" in warnings[0]
+    values["input"], values["image_transport"] = "raw", "compressed"      # the former name at its default
+    assert topics.image_transport(values) == ("compressed", [])
+    qos, warnings = topics.image_qos(params.defaults(), "/cam/image_raw")
+    assert (qos.reliability.name, qos.depth, warnings) == ("BEST_EFFORT", 1, [])
+    values = dict(params.defaults(), **{"qos.reliability": "reliable", "qos.depth": 5})
+    qos, warnings = topics.image_qos(values, "/cam/image_raw")
+    assert (qos.reliability.name, qos.depth) == ("RELIABLE", 5)
+    assert any("qos_overrides./cam/image_raw.subscription.reliability:=reliable" in w for w in warnings)
+    assert any("qos_overrides./cam/image_raw.subscription.depth:=5" in w for w in warnings)
+
+
+def test_former_input_parameter_subscribes_compressed_with_a_warning(tmp_path, ros_env):
+    """`-p input:=compressed -p qos.depth:=3` (the former names) still subscribe
+    <image>/compressed with depth 3, and the log names the replacements."""
+    from siam_tracker_ros.ros.process import NodeProcess, fresh_domain_id, ros_environment
+    from ros_node_fixtures import CONFIG
+    env = ros_environment(fresh_domain_id(), log_dir=str(tmp_path / "log"))
+    proc = NodeProcess(["--params-file", CONFIG, "-r", f"image:={IMAGE_TOPIC}", "-p", "input:=compressed",
+                        "-p", "qos.depth:=3"], env)
+    try:
+        line = proc.wait_for_line(r"ready: image topic", 90.0)
+        assert line and f"'{IMAGE_TOPIC}/compressed' (compressed, best_effort, depth 3" in line, proc.output
+        assert "parameter 'input' is deprecated" in proc.output and "image_transport:=compressed" in proc.output
+        assert f"qos_overrides.{IMAGE_TOPIC}/compressed.subscription.depth:=3" in proc.output
+    finally:
+        assert proc.stop(signal.SIGINT) == 0, proc.output
