@@ -45,17 +45,19 @@ def test_configurations():
 def test_siam_bench_cli(tmp_path):
     from siam_tracker_ros.cli import bench
     out = str(tmp_path / "bench")
-    rc = bench.main(["--models", "no_such_model_xyz", "--peers", "kcf", "--synthetic",
-                     "--frames", "3", "--warmup", "1", "--threads", "1", "--no-cuda", "--out", out])
+    common = ["--peers", "kcf", "--synthetic", "--frames", "3", "--warmup", "1", "--threads", "1", "--no-cuda",
+              "--out", out]
+    assert bench.main(["--models", "no_such_model_xyz", *common]) == 2     # an unknown model is an error
+    assert not os.path.exists(out)
+    rc = bench.main(["--models", "siamfc", *common])
     assert rc == 0
     with open(os.path.join(out, "bench.json")) as f:
         doc = json.load(f)
-    assert "no_such_model_xyz" in doc["skipped"]
     ok = [r for r in doc["results"] if r["ok"]]
-    assert [r["tracker"] for r in ok] == ["opencv-kcf"]
+    assert [r["tracker"] for r in ok] == ["siamfc", "opencv-kcf"]
     assert "synthetic" in doc["meta"]["frames"]
     md = open(os.path.join(out, "bench.md")).read()
-    assert "| opencv-kcf | cpu | 1 | fp32 |" in md and "no_such_model_xyz" in md
+    assert "| opencv-kcf | cpu | 1 | fp32 |" in md
     from siam_tracker_ros.evaluation import benchmarks_doc
     text = benchmarks_doc.build(None, out, None, None, str(tmp_path / "B.md"))
     assert "## Speed and memory (siam-bench)" in text and "| opencv-kcf | cpu | 1 | fp32 |" in text

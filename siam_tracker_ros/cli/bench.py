@@ -63,6 +63,16 @@ def _run_meta(args, argv, source: str, cuda: bool) -> dict:
             "frames": source, "timed_frames": args.frames, "warmup": args.warmup,
             "machine": report.machine_info(), "cuda": cuda}
 
+def _known_model(spec: str, names) -> bool:
+    """A model name (NAME or NAME@engine), or an existing YAML / checkpoint file."""
+    from ..core.engines import split_engine_spec
+    try:
+        name, _ = split_engine_spec(spec)
+    except ValueError:                  # NAME@unknown-engine
+        return False
+    return name in names or os.path.isfile(name)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     import torch
@@ -84,6 +94,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             elif args.sequence:
                 print(f"siam-bench: sequence {args.sequence} not found", file=sys.stderr)
                 return 2
+    unknown = [m for m in args.models or [] if not _known_model(m, available_models())]
+    if unknown:
+        print(f"siam-bench: unknown model(s) {', '.join(unknown)}; known: {', '.join(available_models())} "
+              "(or a model YAML / checkpoint path, NAME@onnxruntime)", file=sys.stderr)
+        return 2
     if args.targets:
         return _multi_target(args, argv, seq_dir, torch.cuda.is_available() and not args.no_cuda)
     models = args.models or [m for m in available_models() if m != "default"]
