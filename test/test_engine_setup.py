@@ -51,3 +51,25 @@ def test_this_machine_answers_tensorrt_either_way():
         pytest.skip("this onnxruntime has TensorRT")
     with pytest.raises(ValueError, match="engine tensorrt needs"):
         precision.engine_setup("tensorrt", "fp32", "auto")
+
+
+def test_int8_engine_variant_is_a_quantized_copy(tmp_path):
+    """`NAME@onnxruntime-int8` (the measurement behind the int8 refusal) runs a dynamic-int8 copy
+    of the export, beside the fp32 one."""
+    pytest.importorskip("onnxruntime.quantization")
+    import numpy as np
+    from siam_tracker_ros.core.engines import split_engine_spec
+    from siam_tracker_ros.core.tracking.loading import load
+    assert split_engine_spec("siamfc@onnxruntime-int8") == ("siamfc", "onnxruntime-int8")
+    options = {"threads": 1, "cache_dir": str(tmp_path)}
+    import torch
+    torch.manual_seed(0)            # siamfc has no weights: the same random network both times
+    fp32 = load("siamfc", device="cpu", engine="onnxruntime", engine_options=options)
+    torch.manual_seed(0)
+    int8 = load("siamfc", device="cpu", engine="onnxruntime-int8", engine_options=options)
+    assert int8.model.directory == fp32.model.directory + "-int8"
+    assert int8.model.meta["precision"] == "int8" and "precision" not in fp32.model.meta
+    frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    tracker = int8.new_tracker()
+    tracker.init(frame, (60, 40, 30, 30))
+    assert np.all(np.isfinite(tracker.track(frame).box))

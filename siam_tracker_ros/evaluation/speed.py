@@ -176,7 +176,7 @@ def run_job(job: BenchJob) -> BenchResult:
             name, engine = split_engine_spec(job.tracker)     # NAME@onnxruntime
             tracker = loading.build_tracker(
                 name, device=job.device, engine=engine,
-                engine_options={"threads": job.threads} if engine == "onnxruntime" else None)
+                engine_options={"threads": job.threads} if str(engine).startswith("onnxruntime") else None)
             weights = (getattr(tracker, "config", {}) or {}).get("_weights")
             res.weights = os.path.basename(weights) if weights else "none (untrained)"
         autocast = (torch.autocast(device_type="cuda", dtype=torch.float16)
