@@ -66,7 +66,7 @@ def project_by_hand(azimuth: float, elevation: float):
 # ---- fills (no node) ---------------------------------------------------------------
 @pytest.mark.parametrize("azimuth,elevation", [(0.0, 0.0), (0.3, -0.2), (-0.45, 0.3), (0.5, 0.35)])
 def test_bearing_matches_hand_projection_with_distortion(azimuth, elevation):
-    from siam_tracker_ros.ros.camera_info import target_bearing_fields
+    from siam_tracker_ros.ros.outputs import target_bearing_fields
     u, v = project_by_hand(azimuth, elevation)
     w, h = 20.0, 14.0
     box = (u + 0.5 - w / 2, v + 0.5 - h / 2, w, h)      # centre pixel (u, v): px [i, i+1) boxes

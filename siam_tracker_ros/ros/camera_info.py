@@ -7,13 +7,14 @@ the frame's stamp when one arrived (a synchronised driver), else the newest (a d
 info lags, or a fixed calibration published at a lower rate).
 
 The math is core/bearing.py (undistortion, binning, ROI, rectified images); this module
-only picks the calibration, checks it fits the image and fills the message.
+only picks the calibration and checks it fits the image; the message fill is
+ros/outputs.py `target_bearings`.
 """
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 from ..core import bearing
 from .inbox import stamp_ns
@@ -89,27 +90,3 @@ class CameraInfoInput:
                     self._models[id(msg)] = model
         return (None, model) if isinstance(model, str) else (model, "")
 
-
-def target_bearing_fields(camera: bearing.CameraModel, box, rectified: bool = False):
-    """azimuth, elevation, ray_x/y/z of a box's centre (x, y, w, h, the trackers' px convention)."""
-    u, v = bearing.box_center_pixel(box)
-    b = bearing.pixel_bearing(camera, u, v, rectified)
-    return {"azimuth": float(b.azimuth), "elevation": float(b.elevation),
-            "ray_x": float(b.ray[0]), "ray_y": float(b.ray[1]), "ray_z": float(b.ray[2])}
-
-
-def target_bearings(tracked_objects, camera: bearing.CameraModel, rectified: bool,
-                    log: Callable[[str], None]):
-    """TargetBearing messages of a frame's TRACKING TrackedObjects (same header and box)."""
-    from siam_tracker_ros.msg import TargetBearing
-    out = []
-    for t in tracked_objects:
-        if t.state != t.STATE_TRACKING:
-            continue
-        try:
-            fields = target_bearing_fields(camera, (t.x, t.y, t.width, t.height), rectified)
-        except ValueError as exc:            # beyond what the lens model can map back
-            log(f"no bearing for target {t.target_id}: {exc}")
-            continue
-        out.append(TargetBearing(header=t.header, target_id=t.target_id, **fields))
-    return out

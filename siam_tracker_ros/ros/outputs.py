@@ -12,12 +12,12 @@ are imported where a message is made.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
 
-from ..core import geometry
+from ..core import bearing, geometry
 from ..core.tracking.base import TrackState
 from . import health as health_mod
 from .image_conversion import numpy_to_image_msg
@@ -87,6 +87,31 @@ def vision_msgs_missing() -> Optional[str]:
     except ImportError as exc:
         return f"vision_msgs is not installed ({exc}): ~/detections is not published"
     return None
+
+
+def target_bearing_fields(camera: bearing.CameraModel, box, rectified: bool = False):
+    """azimuth, elevation, ray_x/y/z of a box's centre (x, y, w, h, the trackers' px convention)."""
+    u, v = bearing.box_center_pixel(box)
+    b = bearing.pixel_bearing(camera, u, v, rectified)
+    return {"azimuth": float(b.azimuth), "elevation": float(b.elevation),
+            "ray_x": float(b.ray[0]), "ray_y": float(b.ray[1]), "ray_z": float(b.ray[2])}
+
+
+def target_bearings(tracked_objects, camera: bearing.CameraModel, rectified: bool,
+                    log: Callable[[str], None]):
+    """TargetBearing messages of a frame's TRACKING TrackedObjects (same header and box)."""
+    from siam_tracker_ros.msg import TargetBearing
+    out = []
+    for t in tracked_objects:
+        if t.state != t.STATE_TRACKING:
+            continue
+        try:
+            fields = target_bearing_fields(camera, (t.x, t.y, t.width, t.height), rectified)
+        except ValueError as exc:            # beyond what the lens model can map back
+            log(f"no bearing for target {t.target_id}: {exc}")
+            continue
+        out.append(TargetBearing(header=t.header, target_id=t.target_id, **fields))
+    return out
 
 
 def confidence_map(header, target_id: int, conf: np.ndarray, region: Sequence[float]):
@@ -214,7 +239,6 @@ class Publishers:
         return latency
 
     def _publish_bearings(self, header, objects, size) -> None:
-        from .camera_info import target_bearings
         camera, why_not = self.camera_info.model_for(stamp_ns(header.stamp), size)
         log = getattr(self.node, "_log", None)
         if camera is None:
