@@ -105,6 +105,26 @@ def test_camera_info_by_stamp_else_latest_and_size_checked(ros_env):
     assert model is None and "not calibrated" in why
 
 
+def test_camera_info_topic_follows_image_pipeline(ros_env):
+    """Beside the resolved image topic (also for /compressed); `camera_info` remapped wins."""
+    from siam_tracker_ros.ros.camera_info import camera_info_topic
+
+    class FakeNode:
+        def __init__(self, namespace="/", remaps=None):
+            self.namespace, self.remaps = namespace, remaps or {}
+
+        def get_namespace(self):
+            return self.namespace
+
+        def resolve_topic_name(self, name):
+            full = name if name.startswith("/") else f"{self.namespace.rstrip('/')}/{name}"
+            return self.remaps.get(full, full)
+    assert camera_info_topic(FakeNode(), "/cam/image_raw") == "/cam/camera_info"
+    assert camera_info_topic(FakeNode("/drone1"), "/drone1/cam/image_raw/compressed") == "/drone1/cam/camera_info"
+    assert camera_info_topic(FakeNode(remaps={"/cam/camera_info": "/other/info"}), "/cam/image_raw") == "/other/info"
+    assert camera_info_topic(FakeNode(remaps={"/camera_info": "/calib"}), "/cam/image_raw") == "/calib"
+
+
 def test_detection_fill_from_tracked_object(ros_env):
     need_vision_msgs()
     from siam_tracker_ros.ros import outputs

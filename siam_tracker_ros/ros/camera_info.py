@@ -49,10 +49,13 @@ class CameraInfoInput:
         self._models = {}                      # id(msg) -> CameraModel or the reason it is unusable
         self._lock = threading.Lock()          # store: executor thread; model_for: the worker
 
-    def subscribe(self, node, image_topic: str, qos, **kwargs):
+    def subscribe(self, node, image_topic: str):
+        """Best effort, keep last 5 (the sensor-data profile): matches a reliable or a best-effort
+        camera_info publisher, whatever QoS the image subscription was given."""
+        from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import CameraInfo
-        return node.create_subscription(CameraInfo, camera_info_topic(node, image_topic), self.store, qos,
-                                        **kwargs)
+        return node.create_subscription(CameraInfo, camera_info_topic(node, image_topic), self.store,
+                                        qos_profile_sensor_data)
 
     def store(self, msg) -> None:
         stamp = stamp_ns(msg.header.stamp)

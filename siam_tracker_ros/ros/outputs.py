@@ -108,7 +108,7 @@ def target_bearings(tracked_objects, camera: bearing.CameraModel, rectified: boo
         try:
             fields = target_bearing_fields(camera, (t.x, t.y, t.width, t.height), rectified)
         except ValueError as exc:            # beyond what the lens model can map back
-            log(f"no bearing for target {t.target_id}: {exc}")
+            log(f"target {t.target_id}: {exc}")
             continue
         out.append(TargetBearing(header=t.header, target_id=t.target_id, **fields))
     return out
@@ -241,12 +241,16 @@ class Publishers:
     def _publish_bearings(self, header, objects, size) -> None:
         camera, why_not = self.camera_info.model_for(stamp_ns(header.stamp), size)
         log = getattr(self.node, "_log", None)
+        from .logging_utils import quote_untrusted     # camera_info's strings come from outside
+
+        def warn(text):
+            if log is not None:
+                log("warning", f"no bearing: {quote_untrusted(text, 300)}", kind="bearing")
         if camera is None:
-            if why_not != "no camera_info received" and log is not None:
-                log("warning", f"no bearing: {why_not}", kind="bearing")
+            if why_not != "no camera_info received":
+                warn(why_not)
             return
-        for msg in target_bearings(objects, camera, self.bearing_rectified,
-                                   lambda text: log and log("warning", text, kind="bearing")):
+        for msg in target_bearings(objects, camera, self.bearing_rectified, warn):
             self.bearing.publish(msg)
 
 

@@ -55,8 +55,9 @@ NODE_PARAMS = table((
           "provider: refused at configure where onnxruntime has none).", reload=True,
           choices=("torch", "onnxruntime", "tensorrt")),
     Param("precision", "fp32",
-          "Arithmetic of the engine: fp32, fp16 (torch on CUDA: autocast; tensorrt) or int8 (not offered "
-          "yet: refused with the reason). An engine that cannot run it is refused at configure.",
+          "Arithmetic of the engine: fp32, fp16 (torch on CUDA: autocast; tensorrt) or int8 (refused: "
+          "measured far less accurate, docs/DEPLOYMENT.md). What the engine cannot run here is refused "
+          "at configure with the reason.",
           reload=True, choices=("fp32", "fp16", "int8")),
     Param("image_transport", "raw",
           "Image transport, as image_pipeline's nodes name it: raw (sensor_msgs/Image on `image`) or "
@@ -68,7 +69,7 @@ NODE_PARAMS = table((
           reload=True, choices=("raw", "compressed")),
     Param("bearing.rectified", False,
           "The images are rectified (image_rect): ~/bearing uses camera_info's P and R instead of K and "
-          "the distortion D (docs/ROS_NODE.md, Bearing)."),
+          "the distortion D (docs/ROS_NODE.md, Bearing).", reload=True),
     Param("supervisor.enabled", True,
           "Judge every target with the target supervisor (TRACKING / LOST, re-acquisition); false: the "
           "raw tracker results, never LOST (comparisons with siam-eval, debugging).", reload=True),
@@ -255,8 +256,10 @@ parameters (-p NAME:=VALUE; also supervisor.* and tracker.*, see docs/ROS_NODE.m
 
 def usage() -> str:
     """`tracker_node --help`: the command line and every node parameter (default, description)."""
+    import textwrap
     lines = [USAGE]
     for name, p in NODE_PARAMS.items():
         allowed = f" ({' | '.join(p.choices)})" if p.choices else (f" [{p.range[0]}, {p.range[1]}]" if p.range else "")
-        lines.append(f"  {name} = {p.default!r}{allowed}\n      {p.description}")
+        lines.append(f"  {name} = {p.default!r}{allowed}")
+        lines += textwrap.wrap(p.description, 96, initial_indent="      ", subsequent_indent="      ")
     return "\n".join(lines)

@@ -105,7 +105,7 @@ class TrackerNode(LifecycleNode):
         self.camera_info.clear()
         self._inputs = [image_sub, self.create_subscription(TargetInit, "~/init", self._on_init, 10),
                         self.create_subscription(UInt32, "~/remove", self._on_remove, 10),
-                        self.camera_info.subscribe(self, self.image_topic, qos)]
+                        self.camera_info.subscribe(self, self.image_topic)]
         self.health.reset_input_clock()
         self._active = True
         self.get_logger().info(f"ready: image topic '{self.image_topic}' ({transport}, {qos.reliability.name.lower()}, "
