@@ -82,7 +82,7 @@ def generate_launch_description():
                                           "config/tracker.yaml)."),
         DeclareLaunchArgument("model", default_value="",
                               description="Override the params file's model; empty: keep the file's."),
-        DeclareLaunchArgument("engine", default_value="", choices=["", "auto", "torch", "onnxruntime"],
+        DeclareLaunchArgument("engine", default_value="", choices=["", "auto", "torch", "onnxruntime", "tensorrt"],
                               description="Override the engine; empty: keep the params file's."),
         DeclareLaunchArgument("device", default_value="",
                               description="Override the device: auto | cpu | cuda | cuda:N; empty: keep "

@@ -31,14 +31,16 @@ from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "siam_tracker_ros"
 NODE_NAME = "siam_tracker"
-# Node parameters a launch argument may override; empty = keep the params file's value.
-OVERRIDES = (("model", str), ("engine", str), ("device", str), ("input", str), ("num_threads", int))
+# (launch argument, node parameter it overrides, type); empty = keep the params file's value.
+# input:= sets image_transport (the node's `input` parameter is its deprecated former name).
+OVERRIDES = (("model", "model", str), ("engine", "engine", str), ("device", "device", str),
+             ("input", "image_transport", str), ("num_threads", "num_threads", int))
 
 
 def _tracker(context, *args, **kwargs):
     def value(name):
         return LaunchConfiguration(name).perform(context).strip()
-    overrides = {name: kind(value(name)) for name, kind in OVERRIDES if value(name)}
+    overrides = {param: kind(value(arg)) for arg, param, kind in OVERRIDES if value(arg)}
     arguments = []
     if value("lifecycle") == "true":
         arguments = ["--lifecycle"] + (["--autostart"] if value("autostart") == "true" else [])
@@ -64,7 +66,7 @@ def generate_launch_description():
         DeclareLaunchArgument("model", default_value="",
                               description="Override the params file's model (name, YAML or checkpoint); "
                                           "empty: keep the file's."),
-        DeclareLaunchArgument("engine", default_value="", choices=["", "auto", "torch", "onnxruntime"],
+        DeclareLaunchArgument("engine", default_value="", choices=["", "auto", "torch", "onnxruntime", "tensorrt"],
                               description="Override the engine; empty: keep the params file's."),
         DeclareLaunchArgument("device", default_value="",
                               description="Override the device: auto | cpu | cuda | cuda:N; empty: keep "

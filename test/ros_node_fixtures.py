@@ -87,7 +87,9 @@ def reliable_qos(depth: int = 10):
 
 
 # Node arguments for tests that must see every frame processed (publish, wait for the answer).
-RELIABLE_ARGS = ("-p", "qos.reliability:=reliable", "-p", "qos.depth:=10")
+# The standard QoS overrides (the former qos.reliability / qos.depth still work, deprecated).
+RELIABLE_ARGS = ("-p", f"qos_overrides.{IMAGE_TOPIC}.subscription.reliability:=reliable",
+                 "-p", f"qos_overrides.{IMAGE_TOPIC}.subscription.depth:=10")
 
 
 class Recorder:

@@ -162,13 +162,13 @@ def test_bag_replay_node_round_trip(tmp_path, sequences_dir, excerpt, siam_eval_
 def test_node_supervisor_equals_offline_eval(tmp_path, sequences_dir, excerpt):
     """The node with its params file's supervisor vs siam-bag eval --params-file: same states and
     boxes on every frame (LOST ones included), same metrics. Through the node's compressed input
-    (JPEG bag, input:=compressed): both sides decode the same bytes."""
+    (JPEG bag, image_transport:=compressed): both sides decode the same bytes."""
     from siam_tracker_ros.cli.bag import main as siam_bag
     from siam_tracker_ros.ros import bag_eval, bags
     bag = make_input_bag(tmp_path, sequences_dir, compress="jpeg")
     node_results = str(tmp_path / "node_results")
     offline_results = str(tmp_path / "offline_results")
-    run_node_on_bag(tmp_path, bag, node_results, ["-p", "input:=compressed"])
+    run_node_on_bag(tmp_path, bag, node_results, ["-p", "image_transport:=compressed"])
     assert siam_bag(["eval", bag, "--model", "default", "--device", "cpu", "--threads", "1",
                      "--params-file", CONFIG, "--results-bag", offline_results]) == 0
     node = bags.read_track_bag(node_results).results[1]

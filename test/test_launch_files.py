@@ -174,10 +174,12 @@ def test_tracker_overrides_are_params_file_keys(trees):
     tree = trees[TRACKER]
     overrides = next(n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
                      and any(isinstance(t, ast.Name) and t.id == "OVERRIDES" for t in n.targets))
+    # (launch argument, node parameter, type)
     names = [ast.literal_eval(e.elts[0]) for e in overrides.elts]
+    targets = [ast.literal_eval(e.elts[1]) for e in overrides.elts]
     with open(os.path.join(ROOT, "config", "tracker.yaml")) as f:
         params = next(iter(yaml.safe_load(f).values()))["ros__parameters"]
-    assert set(names) <= set(params), f"not node parameters: {set(names) - set(params)}"
+    assert set(targets) <= set(params), f"not node parameters: {set(targets) - set(params)}"
     declared = declared_arguments(tree)
     assert set(names) <= set(declared)
     # the node is the package's tracker_node, named as the params file and the clients expect

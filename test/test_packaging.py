@@ -20,6 +20,7 @@ PROVIDED_BY = {
     "diagnostic_msgs": "diagnostic_msgs", "rcl_interfaces": "rcl_interfaces",
     "lifecycle_msgs": "lifecycle_msgs", "builtin_interfaces": "builtin_interfaces",
     "ament_index_python": "ament_index_python", "launch": "launch", "launch_ros": "launch_ros",
+    "vision_msgs": "vision_msgs",
 }
 # Optional, imported only on their own paths, not declared (package.xml says why).
 OPTIONAL = {"onnx", "onnxruntime", "onnxscript"}

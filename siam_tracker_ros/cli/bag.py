@@ -47,7 +47,14 @@ def from_video(args) -> int:
     else:
         init = list(parse_box(args.init))
     topic = args.topic or ("/camera/image_raw/compressed" if args.compress else "/camera/image_raw")
-    n = bags.write_image_bag(args.output, bags.video_frames(source.frames, args.max_frames, args.start),
+    frames = bags.video_frames(source.frames, args.max_frames, args.start)
+    if not args.no_progress:
+        from tqdm import tqdm
+        todo = max(count - args.start, 0) if count else None
+        if todo is not None and args.max_frames is not None:
+            todo = min(todo, args.max_frames)
+        frames = tqdm(frames, total=todo, unit="frame", file=sys.stderr, desc="writing")
+    n = bags.write_image_bag(args.output, frames,
                              fps, topic=topic, frame_id=args.frame_id, encoding=args.encoding,
                              compression=args.compress, jpeg_quality=args.jpeg_quality,
                              storage=args.storage, overwrite=args.overwrite, groundtruth=gt, absent=absent,
@@ -111,7 +118,8 @@ def evaluate(args) -> int:
         threads=args.threads, supervisor=sup_params is not None,
         supervisor_params=sup_params, init_box=args.init_box,
         target_id=args.target_id, image_topic=args.image_topic, results_bag=results_bag,
-        storage=args.storage, overwrite=args.overwrite, allow_untrained=args.allow_untrained)
+        storage=args.storage, overwrite=args.overwrite, progress=not args.no_progress,
+        allow_untrained=args.allow_untrained)
     print(f"{args.bag}: {summary['frames']} frames, model {args.model} on {summary['device']}, "
           f"supervisor {'on' if summary['supervisor'] else 'off'}, {summary['fps']:.1f} fps, "
           f"{summary['lost_frames']} frames LOST" + (f"; results: {results_bag}" if results_bag else ""))
@@ -171,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-id", type=int, default=1)
     p.add_argument("--storage", default="sqlite3", choices=("sqlite3", "mcap"))
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (tqdm, on stderr)")
     p.set_defaults(func=from_video)
 
     p = sub.add_parser("replay", help="publish a bag into the ROS graph (recorded rate, --rate, --lockstep)")
@@ -230,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-json", default=None, help="default: RESULTS_BAG.metrics.json")
     p.add_argument("--storage", default="sqlite3", choices=("sqlite3", "mcap"))
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (tqdm, on stderr)")
     p.set_defaults(func=evaluate)
 
     p = sub.add_parser("score", help="metrics of a results bag against ground truth")

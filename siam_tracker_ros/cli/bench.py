@@ -71,10 +71,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch
 
     from ..core.models.registry import available_models
-    from ..evaluation import report, speed
-    from ..evaluation.datasets import default_sequences_root
     from ..core.engines import split_engine_spec
     from ..core.tracking.loading import UntrainedModelError, check_model
+    from ..evaluation import report, speed
+    from ..evaluation.datasets import default_sequences_root
     from ..evaluation.peers import available_peers, canonical_peer
 
     for name in args.models or []:   # a typo or an untrained model: one line and exit 2, before any timing

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .args import deprecated_alias
 from .boxes import BoxAction
 
 # A clearly visible pedestrian on frame 0 of vtest.avi (man in a dark coat, left of centre),
@@ -100,8 +101,8 @@ def run(args) -> Dict:
         ros_args += ["-p", f"model:={args.model}"]
     if args.weights:
         ros_args += ["-p", f"weights:={args.weights}"]
-    if args.num_threads:
-        ros_args += ["-p", f"num_threads:={args.num_threads}"]
+    if args.threads:
+        ros_args += ["-p", f"num_threads:={args.threads}"]
     node = NodeProcess(ros_args, env, echo=args.verbose)
     client = TrackerClient(IMAGE_TOPIC, domain_id=domain, confidence_maps=False)
     code = None
@@ -219,9 +220,7 @@ def run(args) -> Dict:
     return summary
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    # SIGTERM (timeout, CI) must unwind like Ctrl-C so the node process is stopped too.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="siam-demo", description=__doc__.split("\n")[0])
     parser.add_argument("--video", help="video file or image folder (default: opencv-doc's vtest.avi)")
     parser.add_argument("--box", nargs="+", action=BoxAction, metavar="X,Y,W,H",
@@ -230,14 +229,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--fps", type=float, default=0.0, help="replay rate (default: the clip's)")
     parser.add_argument("--model", default="", help="override the params file's model")
     parser.add_argument("--weights", default="", help="override the model's weights")
-    parser.add_argument("--num-threads", type=int, default=0,
+    parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads of the node (default: the params file's; 1 helps on busy machines)")
+    deprecated_alias(parser, "--num-threads", new="--threads", dest="threads", type=int)
     parser.add_argument("--storage", default="sqlite3", choices=("sqlite3", "mcap"))
     parser.add_argument("--out", default=os.path.join("out", "demo"))
     parser.add_argument("--no-install", action="store_true",
                         help="do not fetch missing registry media (apt-get install opencv-doc as root)")
     parser.add_argument("--verbose", action="store_true", help="echo the node's log")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    # SIGTERM (timeout, CI) must unwind like Ctrl-C so the node process is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    args = build_parser().parse_args(argv)
     summary = run(args)
     width = max(len(k) for k in summary)
     for key, value in summary.items():

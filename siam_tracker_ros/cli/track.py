@@ -15,8 +15,9 @@ import numpy as np
 from tqdm import tqdm
 
 from ..core.frames import FrameSource, draw_box
-from .boxes import box_argument as parse_box
 from ..core.tracking.base import TrackState
+from .args import deprecated_alias
+from .boxes import box_argument as parse_box
 
 
 def read_first_groundtruth(source: str):
@@ -25,7 +26,7 @@ def read_first_groundtruth(source: str):
         if os.path.isfile(path):
             with open(path) as f:
                 return parse_box(f.readline().strip().replace("\t", ","))
-    raise SystemExit(f"--box not given and no groundtruth.txt in {source}")
+    raise ValueError(f"--box not given and no groundtruth.txt in {source}")
 
 
 def build_parser():
@@ -39,14 +40,25 @@ def build_parser():
     ap.add_argument("--device", default="auto", help="cpu, cuda or auto (default: %(default)s)")
     ap.add_argument("--allow-untrained", action="store_true",
                     help="run a model that has no trained weights (random init) instead of refusing it")
-    ap.add_argument("--output", "-o", default="-", help="box file to write ('-' = stdout)")
+    ap.add_argument("--out", default="-", help="box file to write ('-' = stdout)")
+    deprecated_alias(ap, "--output", "-o", new="--out", dest="out")
     ap.add_argument("--video", help="write an annotated video here (.mp4 or .avi)")
     ap.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0 = all)")
     return ap
 
 
 def main(argv=None) -> int:
+    """User errors (a missing source, model or weights file, a bad box or device, no CUDA, an
+    unwritable output) end with one line `siam-track: <reason>` and exit code 2."""
     args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (OSError, ValueError) as exc:
+        print(f"siam-track: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args) -> int:
     from ..core.tracking import loading
 
     source = FrameSource(args.source)
@@ -54,15 +66,14 @@ def main(argv=None) -> int:
     try:
         loaded = loading.load(args.model, weights=args.weights, device=args.device,
                               allow_untrained=args.allow_untrained)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"siam-track: {exc}", file=sys.stderr)
-        return 2
+    except RuntimeError as exc:        # torch's own refusals: an unknown device string, CUDA init
+        raise ValueError(f"cannot load model '{args.model}' on device '{args.device}': {exc}") from None
     config, weights = loaded.config, loaded.weights
     tracker = loaded.new_tracker()
     print(f"model {config.get('name')} on {tracker.device}; weights: "
           f"{weights or 'none (random initialisation: the model is untrained)'}", file=sys.stderr)
 
-    out = sys.stdout if args.output == "-" else open(args.output, "w")
+    out = sys.stdout if args.out == "-" else open(args.out, "w")
     writer = None
     tracked_time = 0.0
     tracked = 0

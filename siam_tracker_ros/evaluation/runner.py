@@ -90,7 +90,7 @@ class TrackerSpec:
         # (and the cache) sees the same network.
         torch.manual_seed(self.seed)
         return build_tracker(self.spec, device=self.device, weights=self.weights, engine=self.engine,
-                             engine_options={"threads": 1} if self.engine == "onnxruntime" else None,
+                             engine_options={"threads": 1} if str(self.engine).startswith("onnxruntime") else None,
                              allow_untrained=self.allow_untrained, **self.overrides)
 
     def identity(self) -> Dict[str, Any]:

@@ -177,7 +177,7 @@ def run_job(job: BenchJob) -> BenchResult:
             name, engine = split_engine_spec(job.tracker)     # NAME@onnxruntime
             tracker = loading.build_tracker(
                 name, device=job.device, engine=engine,
-                engine_options={"threads": job.threads} if engine == "onnxruntime" else None,
+                engine_options={"threads": job.threads} if str(engine).startswith("onnxruntime") else None,
                 allow_untrained=job.allow_untrained)
             weights = (getattr(tracker, "config", {}) or {}).get("_weights")
             res.weights = os.path.basename(weights) if weights else "none (untrained)"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -108,13 +109,19 @@ def choose_init(content: bags.TrackBag, init_box: Optional[Sequence[float]], tar
 
 
 def track_bag(path: str, target: OfflineTarget, init: Tuple[int, np.ndarray, int],
-              image_topic: Optional[str] = None, log=None) -> List[FrameResult]:
-    """Every image of the bag, in bag order, through `target` from the init frame on."""
+              image_topic: Optional[str] = None, log=None, progress: bool = False,
+              total: Optional[int] = None) -> List[FrameResult]:
+    """Every image of the bag, in bag order, through `target` from the init frame on
+    (`progress`: a tqdm bar on stderr, `total` frames)."""
     topic = bags.image_topic_of(path, image_topic)
     init_stamp, init_box, _ = init
     out: List[FrameResult] = []
     started = False
-    for _, _, _, msg in bags.read_image_bag(path, topic, compressed=True):
+    messages = bags.read_image_bag(path, topic, compressed=True)
+    if progress:
+        from tqdm import tqdm
+        messages = tqdm(messages, total=total, unit="frame", file=sys.stderr, desc="tracking")
+    for _, _, _, msg in messages:
         stamp = bags.stamp_of(msg.header)
         image = bags.decode_image(msg)
         h, w = image.shape[:2]
@@ -171,7 +178,7 @@ def evaluate(bag: str, model: str = "default", device: str = "cpu", weights: Opt
              engine: Optional[str] = None, threads: int = 1, supervisor: bool = True,
              supervisor_params: Optional[Dict[str, Any]] = None, init_box=None, target_id: int = 1,
              image_topic: Optional[str] = None, results_bag: Optional[str] = None,
-             storage: str = "sqlite3", overwrite: bool = False, log=print,
+             storage: str = "sqlite3", overwrite: bool = False, log=print, progress: bool = False,
              allow_untrained: bool = False) -> Dict[str, Any]:
     """Track a bag offline; write the results bag; score it when the bag has ground truth."""
     import torch
@@ -186,7 +193,8 @@ def evaluate(bag: str, model: str = "default", device: str = "cpu", weights: Opt
     tracker = build_tracker(model, device=device, weights=weights, engine=engine, allow_untrained=allow_untrained)
     use_supervisor = bool(supervisor)
     target = OfflineTarget(tracker, dict(supervisor_params or {}) if use_supervisor else None)
-    results = track_bag(bag, target, init, image_topic=content.image_topic, log=log)
+    results = track_bag(bag, target, init, image_topic=content.image_topic, log=log, progress=progress,
+                        total=len(content.stamps))
     summary: Dict[str, Any] = {
         "bag": bag, "model": model, "device": str(getattr(tracker, "device", device)), "engine": engine or "torch",
         "supervisor": use_supervisor,

@@ -12,12 +12,12 @@ are imported where a message is made.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
 
-from ..core import geometry
+from ..core import bearing, geometry
 from ..core.tracking.base import TrackState
 from . import health as health_mod
 from .image_conversion import numpy_to_image_msg
@@ -55,6 +55,68 @@ def tracked_object(header, target_id: int, state: TrackState, box: Optional[Sequ
     from siam_tracker_ros.msg import TrackedObject
     return TrackedObject(header=header, **tracked_object_fields(target_id, state, box, score, image_width,
                                                                 image_height, latency))
+
+
+def detection_2d(tracked):
+    """vision_msgs/Detection2D of a TRACKING TrackedObject (None for LOST / IDLE: no box).
+
+    Only the fields vision_msgs 4.x (Humble and newer) has in every release: `id` =
+    str(target_id) (the tracking id; `class_id` stays empty: a tracker has no class),
+    bbox.center.position = the box centre (x + w/2, y + h/2, the box's px convention),
+    theta 0, bbox.size_x/size_y = width/height, results[0].hypothesis.score = score."""
+    if tracked.state != TrackState.TRACKING:
+        return None
+    from vision_msgs.msg import Detection2D, ObjectHypothesisWithPose
+    det = Detection2D(header=tracked.header, id=str(tracked.target_id))
+    det.bbox.center.position.x = tracked.x + tracked.width / 2.0
+    det.bbox.center.position.y = tracked.y + tracked.height / 2.0
+    det.bbox.center.theta = 0.0
+    det.bbox.size_x, det.bbox.size_y = tracked.width, tracked.height
+    hypothesis = ObjectHypothesisWithPose()
+    hypothesis.hypothesis.score = tracked.score
+    det.results = [hypothesis]
+    return det
+
+
+def detection_2d_array(header, tracked_objects):
+    """vision_msgs/Detection2DArray of a frame: one Detection2D per TRACKING object."""
+    from vision_msgs.msg import Detection2DArray
+    detections = [d for d in (detection_2d(t) for t in tracked_objects) if d is not None]
+    return Detection2DArray(header=header, detections=detections)
+
+
+def vision_msgs_missing() -> Optional[str]:
+    """Why ~/detections is not published (vision_msgs does not import), or None."""
+    try:
+        from vision_msgs.msg import Detection2DArray  # noqa: F401
+    except ImportError as exc:
+        return f"vision_msgs is not installed ({exc}): ~/detections is not published"
+    return None
+
+
+def target_bearing_fields(camera: bearing.CameraModel, box, rectified: bool = False):
+    """azimuth, elevation, ray_x/y/z of a box's centre (x, y, w, h, the trackers' px convention)."""
+    u, v = bearing.box_center_pixel(box)
+    b = bearing.pixel_bearing(camera, u, v, rectified)
+    return {"azimuth": float(b.azimuth), "elevation": float(b.elevation),
+            "ray_x": float(b.ray[0]), "ray_y": float(b.ray[1]), "ray_z": float(b.ray[2])}
+
+
+def target_bearings(tracked_objects, camera: bearing.CameraModel, rectified: bool,
+                    log: Callable[[str], None]):
+    """TargetBearing messages of a frame's TRACKING TrackedObjects (same header and box)."""
+    from siam_tracker_ros.msg import TargetBearing
+    out = []
+    for t in tracked_objects:
+        if t.state != t.STATE_TRACKING:
+            continue
+        try:
+            fields = target_bearing_fields(camera, (t.x, t.y, t.width, t.height), rectified)
+        except ValueError as exc:            # beyond what the lens model can map back
+            log(f"target {t.target_id}: {exc}")
+            continue
+        out.append(TargetBearing(header=t.header, target_id=t.target_id, **fields))
+    return out
 
 
 def confidence_map(header, target_id: int, conf: np.ndarray, region: Sequence[float]):
@@ -116,19 +178,32 @@ def diagnostics(node_name: str, stamp, health, session, inbox, *, state: str, ac
 class Publishers:
     """The node's result topics; `publish(report)` sends one FrameReport (ros/session.py)."""
 
-    def __init__(self, node):
+    def __init__(self, node, camera_info=None, bearing_rectified: bool = False):
+        """camera_info: a ros/camera_info.CameraInfoInput: ~/bearing is published from it."""
         from sensor_msgs.msg import Image
-        from siam_tracker_ros.msg import ConfidenceMap, TrackedObject, TrackedObjectArray
+        from siam_tracker_ros.msg import ConfidenceMap, TargetBearing, TrackedObject, TrackedObjectArray
         self.node = node
-        self.object = node.create_publisher(TrackedObject, "~/tracked_object", 10)
-        self.objects = node.create_publisher(TrackedObjectArray, "~/tracked_objects", 10)
-        self.map = node.create_publisher(ConfidenceMap, "~/confidence_map", 10)
-        self.debug = node.create_publisher(Image, "~/debug_image", 1)
-        self.conf_image = node.create_publisher(Image, "~/confidence_image", 1)
+        self.camera_info, self.bearing_rectified = camera_info, bearing_rectified
+        from .topics import overridable   # standard QoS overrides (qos_overrides.<topic>.publisher.*)
+
+        def publisher(kind, topic, depth=10):
+            return node.create_publisher(kind, topic, depth, **overridable())
+        self.bearing = publisher(TargetBearing, "~/bearing")
+        self.object = publisher(TrackedObject, "~/tracked_object")
+        self.objects = publisher(TrackedObjectArray, "~/tracked_objects")
+        self.map = publisher(ConfidenceMap, "~/confidence_map")
+        self.debug = publisher(Image, "~/debug_image", 1)
+        self.conf_image = publisher(Image, "~/confidence_image", 1)
+        self.detections = None                  # vision_msgs/Detection2DArray, when installed
+        self.missing = vision_msgs_missing()
+        if self.missing is None:
+            from vision_msgs.msg import Detection2DArray
+            self.detections = publisher(Detection2DArray, "~/detections")
 
     def destroy(self) -> None:
-        for pub in (self.object, self.objects, self.map, self.debug, self.conf_image):
-            self.node.destroy_publisher(pub)
+        for pub in (self.object, self.objects, self.map, self.debug, self.conf_image, self.detections, self.bearing):
+            if pub is not None:
+                self.node.destroy_publisher(pub)
 
     def publish(self, report, debug_image: bool) -> Optional[float]:
         """Acknowledgements, then the frame's results; returns the frame's latency (s) or None."""
@@ -164,7 +239,26 @@ class Publishers:
             self.object.publish(msg)
             array.objects.append(msg)
         self.objects.publish(array)
+        if self.detections is not None:
+            self.detections.publish(detection_2d_array(header, array.objects))
+        if self.camera_info is not None and array.objects:
+            self._publish_bearings(header, array.objects, (w, h))
         return latency
+
+    def _publish_bearings(self, header, objects, size) -> None:
+        camera, why_not = self.camera_info.model_for(stamp_ns(header.stamp), size)
+        log = getattr(self.node, "_log", None)
+        from .logging_utils import quote_untrusted     # camera_info's strings come from outside
+
+        def warn(text):
+            if log is not None:
+                log("warning", f"no bearing: {quote_untrusted(text, 300)}", kind="bearing")
+        if camera is None:
+            if why_not != "no camera_info received":
+                warn(why_not)
+            return
+        for msg in target_bearings(objects, camera, self.bearing_rectified, warn):
+            self.bearing.publish(msg)
 
 
 # ---- the debug overlay -----------------------------------------------------------------

@@ -13,7 +13,8 @@ descriptor (from the rows).
 
 When a change takes effect:
 - runtime (the default): at the next frame;
-- reload (model, weights, allow_untrained, device, engine, threads, input, QoS, supervisor.enabled):
+- reload (model, weights, allow_untrained, device, engine, precision, threads, image_transport,
+  QoS, supervisor.enabled):
   accepted while the node is unconfigured (lifecycle: cleanup, set, configure),
   refused with that reason otherwise;
 - read_only (diagnostics_period): at start only.
@@ -35,6 +36,10 @@ RELOAD_REASON = ("needs a model reload: deactivate + cleanup the node (lifecycle
 
 # Former names: a params file still using them is refused with the new name.
 RENAMED = {"lost_threshold": "supervisor.score_lost", "recover_threshold": "supervisor.recover_below"}
+# Former names still accepted for one release (ros/topics.py applies them with a warning);
+# config/tracker.yaml no longer lists them.
+DEPRECATED = {"input": "image_transport", "qos.reliability": "qos_overrides.<image topic>.subscription.reliability",
+              "qos.depth": "qos_overrides.<image topic>.subscription.depth"}
 # Parameters rclpy declares on every node; QoS overrides (qos_overrides.<topic>...) belong to rclpy too.
 ROS_BUILTIN = ("use_sim_time", "start_type_description_service")
 
@@ -52,14 +57,27 @@ NODE_PARAMS = table((
     Param("device", "auto", "Torch device: auto, cpu, cuda or cuda:N.", reload=True,
           pattern=r"auto|cpu|cuda(:[0-9]{1,3})?"),
     Param("engine", "auto",
-          "Inference engine: auto (onnxruntime on a CPU device when installed, the faster CPU path; "
-          "else torch), torch (eager) or onnxruntime (the model exported once as template + search "
-          "ONNX parts, cached; see docs/DEPLOYMENT.md).", reload=True,
-          choices=("auto", "torch", "onnxruntime")),
-    Param("input", "raw",
-          "Image input: raw (sensor_msgs/Image on `image`) or compressed (sensor_msgs/"
-          "CompressedImage, jpeg or png, on `image`'s name + '/compressed', as image_transport names it).",
+          "Inference engine: auto (onnxruntime on a CPU device when installed, the faster CPU path; else "
+          "torch), torch (eager), onnxruntime (the model exported once as template + search ONNX parts, "
+          "cached; see docs/DEPLOYMENT.md) or tensorrt (onnxruntime's TensorRT execution provider: refused "
+          "at configure where onnxruntime has none).", reload=True,
+          choices=("auto", "torch", "onnxruntime", "tensorrt")),
+    Param("precision", "fp32",
+          "Arithmetic of the engine: fp32, fp16 (torch on CUDA: autocast; tensorrt) or int8 (refused: "
+          "measured far less accurate, docs/DEPLOYMENT.md). What the engine cannot run here is refused "
+          "at configure with the reason.",
+          reload=True, choices=("fp32", "fp16", "int8")),
+    Param("image_transport", "raw",
+          "Image transport, as image_pipeline's nodes name it: raw (sensor_msgs/Image on `image`) or "
+          "compressed (sensor_msgs/CompressedImage, jpeg or png, on `image`'s name + '/compressed').",
           reload=True, choices=("raw", "compressed")),
+    Param("input", "raw",
+          "DEPRECATED (removed in the next release): the former name of image_transport; a value other "
+          "than raw still applies, with a warning, unless image_transport is set.",
+          reload=True, choices=("raw", "compressed")),
+    Param("bearing.rectified", False,
+          "The images are rectified (image_rect): ~/bearing uses camera_info's P and R instead of K and "
+          "the distortion D (docs/ROS_NODE.md, Bearing).", reload=True),
     Param("supervisor.enabled", True,
           "Judge every target with the target supervisor (TRACKING / LOST, re-acquisition); false: the "
           "raw tracker results, never LOST (comparisons with siam-eval, debugging).", reload=True),
@@ -95,10 +113,14 @@ NODE_PARAMS = table((
     Param("mono16_mode", "percentile",
           "16-bit mono images (mono16, 16UC1) to 8 bit: percentile (per-frame 1st..99th "
           "percentile stretch) or shift (the high byte).", choices=("percentile", "shift")),
-    Param("qos.reliability", "best_effort", "QoS reliability of the image subscription.",
-          reload=True, choices=("best_effort", "reliable")),
-    Param("qos.depth", 1, "QoS history depth of the image subscription (keep last N).",
-          reload=True, range=(1, 1000)),
+    Param("qos.reliability", "best_effort",
+          "DEPRECATED (removed in the next release): QoS reliability of the image subscription; use "
+          "qos_overrides.<image topic>.subscription.reliability. A value other than best_effort still "
+          "applies, with a warning.", reload=True, choices=("best_effort", "reliable")),
+    Param("qos.depth", 1,
+          "DEPRECATED (removed in the next release): keep-last depth of the image subscription; use "
+          "qos_overrides.<image topic>.subscription.depth. A value other than 1 still applies, with a "
+          "warning.", reload=True, range=(1, 1000)),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics messages; 0 disables them.",
           read_only=True, range=(0.0, 3600.0)),
     Param("num_threads", 0, "CPU threads of the engine (torch or onnxruntime); 0 keeps its default.",
@@ -231,3 +253,29 @@ def _flatten(prefix: str, value, out: Dict[str, Any]) -> None:
             _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
     else:
         out[prefix] = value
+
+
+USAGE = """usage: tracker_node [-h] [--lifecycle [--autostart]] [--ros-args ...]
+
+The siam_tracker node: tracks the targets given on ~/init in the images of `image`
+(docs/ROS_NODE.md: topics, services, parameters).
+  (no option)     configure and activate at start; exit 1 when the model cannot load
+  --lifecycle     wait unconfigured for a lifecycle manager (`ros2 lifecycle set`)
+  --autostart     with --lifecycle: configure and activate at once, stay alive on failure
+  -h, --help      this text (ROS is not started)
+examples:
+  tracker_node --ros-args --params-file config/tracker.yaml -r image:=/camera/image_raw
+  tracker_node --ros-args -p image_transport:=compressed -p engine:=onnxruntime -r image:=/cam/image_raw
+
+parameters (-p NAME:=VALUE; also supervisor.* and tracker.*, see docs/ROS_NODE.md):"""
+
+
+def usage() -> str:
+    """`tracker_node --help`: the command line and every node parameter (default, description)."""
+    import textwrap
+    lines = [USAGE]
+    for name, p in NODE_PARAMS.items():
+        allowed = f" ({' | '.join(p.choices)})" if p.choices else (f" [{p.range[0]}, {p.range[1]}]" if p.range else "")
+        lines.append(f"  {name} = {p.default!r}{allowed}")
+        lines += textwrap.wrap(p.description, 96, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)

@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 import numpy as np
 
 from ..core import geometry
+from ..core.engines.precision import engine_setup
 from ..core.tracking.base import TrackResult, TrackState
 from ..core.tracking.loading import LoadedModel, load
 from ..core.tracking.multi import MultiTargetTracker
@@ -56,10 +57,14 @@ def open_model(values: Dict[str, Any]) -> LoadedModel:
     if values["num_threads"] > 0:
         import torch
         torch.set_num_threads(values["num_threads"])
-    options = {"threads": values["num_threads"]} if values["num_threads"] > 0 else {}
+    try:
+        engine, options = engine_setup(values["engine"], values.get("precision", "fp32"), values["device"],
+                                       values["num_threads"])
+    except ValueError as exc:                     # this engine / precision cannot run here
+        raise StartupError(str(exc)) from exc
     try:
         return load(values["model"], weights=values["weights"] or None, device=values["device"],
-                    engine=values["engine"], engine_options=options or None,
+                    engine=engine, engine_options=options or None,
                     allow_untrained=values["allow_untrained"])
     except Exception as exc:  # unknown model, unreadable / corrupt weights, missing CUDA...
         raise StartupError(f"cannot build tracker for model '{values['model']}': "

@@ -22,7 +22,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from siam_tracker_ros.msg import TargetInit
 from siam_tracker_ros.srv import InitTarget
@@ -30,17 +29,14 @@ from std_msgs.msg import UInt32
 from std_srvs.srv import Trigger
 
 from . import health as health_mod
-from . import outputs, params, spin
+from . import outputs, params, spin, topics
+from .camera_info import CameraInfoInput
 from .image_conversion import ImageConversionError
 from .inbox import Frame, FrameInbox, decode, stamp_ns
 from .logging_utils import InputLog, quote_untrusted
 from .session import StartupError, TrackingSession, open_model, release_memory
 
 ERROR_THROTTLE_S = 1.0   # s between two log lines of one kind of error
-# ~/init, ~/remove and ~/init_target requests held until the executor takes them: a burst
-# of 100 is not lost (rclpy's default keeps 10)
-REQUEST_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.VOLATILE)
 
 
 class TrackerNode(LifecycleNode):
@@ -53,6 +49,7 @@ class TrackerNode(LifecycleNode):
                                 self.values["frame_cache_mb"] * 1_000_000)
         self.session: Optional[TrackingSession] = None
         self.pubs: Optional[outputs.Publishers] = None     # result topics (configured)
+        self.camera_info = CameraInfoInput()               # optional: ~/bearing
         self._configured_services = []                     # ~/reset, ~/init_target (configured)
         self._inputs = []                                  # subscriptions (active)
         self._active = False
@@ -72,7 +69,7 @@ class TrackerNode(LifecycleNode):
     @property
     def image_topic(self) -> str:
         base = self.resolve_topic_name("image")
-        return base + "/compressed" if self.values["input"] == "compressed" else base
+        return base + "/compressed" if topics.image_transport(self.values)[0] == "compressed" else base
 
     def lifecycle_state(self) -> str:
         try:
@@ -96,29 +93,31 @@ class TrackerNode(LifecycleNode):
             self.session = session
         self.values.update(params.declare_tracker(self, loaded.config["tracker"]["type"], session.tracker_params))
         self.health.model_error = None
-        self.pubs = outputs.Publishers(self)
+        self.pubs = outputs.Publishers(self, self.camera_info, self.values["bearing.rectified"])
+        if self.pubs.missing:
+            self.get_logger().info(self.pubs.missing)
         self._configured_services = [
             self.create_service(Trigger, "~/reset", self._on_reset),
-            self.create_service(InitTarget, "~/init_target", self._on_init_service, qos_profile=REQUEST_QOS)]
+            self.create_service(InitTarget, "~/init_target", self._on_init_service, qos_profile=topics.REQUEST_QOS)]
         self.get_logger().info(loaded.describe())
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state):
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.values["qos.depth"],
-                         reliability=(ReliabilityPolicy.BEST_EFFORT if self.values["qos.reliability"] == "best_effort"
-                                      else ReliabilityPolicy.RELIABLE))
-        if self.values["input"] == "compressed":
-            image_sub = self.create_subscription(CompressedImage, self.image_topic,
-                                                 lambda m: self._on_frame(m, True), qos)
-        else:
-            image_sub = self.create_subscription(Image, "image", lambda m: self._on_frame(m, False), qos)
-        self._inputs = [image_sub,
-                        self.create_subscription(TargetInit, "~/init", self._on_init, REQUEST_QOS),
-                        self.create_subscription(UInt32, "~/remove", self._on_remove, REQUEST_QOS)]
+        transport, warnings = topics.image_transport(self.values)
+        qos, more = topics.image_qos(self.values, self.image_topic)
+        for text in warnings + more:
+            self.get_logger().warning(text)
+        compressed = transport == "compressed"
+        image_sub = self.create_subscription(CompressedImage if compressed else Image, self.image_topic,
+                                             lambda m: self._on_frame(m, compressed), qos, **topics.overridable())
+        self.camera_info.clear()
+        self._inputs = [image_sub, self.create_subscription(TargetInit, "~/init", self._on_init, topics.REQUEST_QOS),
+                        self.create_subscription(UInt32, "~/remove", self._on_remove, topics.REQUEST_QOS),
+                        self.camera_info.subscribe(self, self.image_topic)]
         self.health.reset_input_clock()
         self._active = True
-        self.get_logger().info(f"ready: image topic '{self.image_topic}' ({self.values['input']}, "
-                               f"{self.values['qos.reliability']}, depth {self.values['qos.depth']})")
+        self.get_logger().info(f"ready: image topic '{self.image_topic}' ({transport}, {qos.reliability.name.lower()}, "
+                               f"depth {qos.depth}; qos_overrides apply), camera_info '{self._inputs[-1].topic_name}'")
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state):
@@ -281,6 +280,9 @@ def main(args=None) -> int:
     argv = list(sys.argv if args is None else args)
     extra = rclpy.utilities.remove_ros_args(argv)[1:]
     lifecycle, autostart = "--lifecycle" in extra, "--autostart" in extra
+    if {"-h", "--help"} & set(extra):
+        print(params.usage())                  # no ROS started: nothing to shut down
+        return 0
 
     def start(node: TrackerNode) -> bool:
         if set(extra) - {"--lifecycle", "--autostart"}:

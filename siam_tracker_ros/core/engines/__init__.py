@@ -28,8 +28,13 @@ ENGINE_ALIASES = {"torch": "torch", "pytorch": "torch",
                   "onnxruntime": "onnxruntime", "onnx": "onnxruntime", "ort": "onnxruntime"}
 # Options each engine takes (wrap_engine rejects others, naming these).
 TORCH_OPTIONS = ("fp16", "channels_last", "compile", "compile_mode", "threads")
-ONNX_OPTIONS = ("threads", "providers", "allow_spinning", "optimization",          # runtime
+ONNX_OPTIONS = ("threads", "providers", "allow_spinning", "optimization", "precision",  # runtime
                 "onnx_dir", "cache_dir", "search_batch", "opset", "exporter", "verify")  # export
+
+
+# Named engine + options, so "NAME@onnxruntime-int8" sits beside "NAME@onnxruntime" in one
+# siam-eval / siam-bench run (core/engines/quantize.py).
+ENGINE_VARIANTS = {"onnxruntime-int8": ("onnxruntime", {"precision": "int8"})}
 
 
 def auto_engine(device: str = "auto") -> str:
@@ -57,7 +62,7 @@ def split_engine_spec(spec: str):
     path -> (spec, None). The CLIs take this form to compare engines in one run."""
     if "@" in spec and not os.path.exists(spec):
         name, engine = spec.rsplit("@", 1)
-        return name, canonical_engine(engine)
+        return name, engine.lower() if engine.lower() in ENGINE_VARIANTS else canonical_engine(engine)
     return spec, None
 
 
@@ -69,6 +74,7 @@ def tracker_device(engine: str, device: str = "auto") -> str:
     """The device the Tracker itself should use with `engine`: onnxruntime takes
     numpy on the host (its accelerator is the execution provider), so its
     trackers keep their crops on the CPU."""
+    engine = ENGINE_VARIANTS.get(engine, (engine,))[0]
     return "cpu" if canonical_engine(engine) == "onnxruntime" else device
 
 
@@ -87,6 +93,9 @@ def wrap_engine(model, config: Dict[str, Any], engine: str = "torch", device: st
     """
     if is_engine(model):
         return model
+    if engine in ENGINE_VARIANTS:
+        engine, variant = ENGINE_VARIANTS[engine]
+        opts = {**variant, **opts}
     kind = canonical_engine(engine)
     allowed = TORCH_OPTIONS if kind == "torch" else ONNX_OPTIONS
     unknown = sorted(set(opts) - set(allowed))
@@ -103,6 +112,9 @@ def wrap_engine(model, config: Dict[str, Any], engine: str = "torch", device: st
     from .onnx_engine import OnnxRuntimeEngine
     runtime = {k: opts.pop(k) for k in ("threads", "providers", "allow_spinning", "optimization")
                if k in opts}
+    precision = opts.pop("precision", "fp32")
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"engine 'onnxruntime': precision must be fp32 or int8, got {precision!r}")
     onnx_dir = opts.pop("onnx_dir", None)
     if model is None:
         if not onnx_dir:
@@ -110,6 +122,9 @@ def wrap_engine(model, config: Dict[str, Any], engine: str = "torch", device: st
         directory = onnx_dir
     else:
         directory, _ = export.ensure_exported(model, config, directory=onnx_dir, **opts)
+    if precision == "int8":
+        from .quantize import int8_copy
+        directory = int8_copy(directory)
     return OnnxRuntimeEngine(directory, device=device, **runtime)
 
 
