@@ -57,7 +57,7 @@ def one_line_error(capsys, *fragments):
 
 
 def test_siam_track_missing_source(tmp_path, capsys):
-    assert track.main([str(tmp_path / "nope"), "--box", "1,1,5,5", "--model", "siamfc"]) == 2
+    assert track.main([str(tmp_path / "nope"), "--box", "1,1,5,5", "--model", "rasnet_light"]) == 2
     one_line_error(capsys, "no such image folder or video")
 
 
@@ -66,33 +66,33 @@ def test_siam_track_bad_boxes(frames, capsys):
         track.main([str(frames), "--box", "1,1,5"])
     assert exit_.value.code == 2
     assert "a box is 4 numbers" in capsys.readouterr().err
-    assert track.main([str(frames), "--box", "100,100,5,5", "--model", "siamfc", "--device", "cpu"]) == 2
+    assert track.main([str(frames), "--box", "100,100,5,5", "--model", "rasnet_light", "--device", "cpu"]) == 2
     one_line_error(capsys, "outside the 80x64 image")
-    assert track.main([str(frames), "--model", "siamfc"]) == 2           # no --box, no groundtruth.txt
+    assert track.main([str(frames), "--model", "rasnet_light"]) == 2           # no --box, no groundtruth.txt
     one_line_error(capsys, "--box not given")
 
 
 def test_siam_track_missing_cuda_and_bad_device(frames, capsys):
     import torch
     if not torch.cuda.is_available():
-        assert track.main([str(frames), "--box", "1,1,5,5", "--model", "siamfc", "--device", "cuda"]) == 2
+        assert track.main([str(frames), "--box", "1,1,5,5", "--model", "rasnet_light", "--device", "cuda"]) == 2
         one_line_error(capsys, "CUDA is not available")
-    assert track.main([str(frames), "--box", "1,1,5,5", "--model", "siamfc", "--device", "gpu7"]) == 2
+    assert track.main([str(frames), "--box", "1,1,5,5", "--model", "rasnet_light", "--device", "gpu7"]) == 2
     one_line_error(capsys, "device 'gpu7'")
 
 
 def test_siam_track_missing_weights_and_unwritable_out(frames, tmp_path, capsys):
-    assert track.main([str(frames), "--box", "1,1,5,5", "--model", "siamfc", "--weights",
+    assert track.main([str(frames), "--box", "1,1,5,5", "--model", "rasnet_light", "--weights",
                        str(tmp_path / "none.pt")]) == 2
     one_line_error(capsys, "none.pt")
-    assert track.main([str(frames), "--box", "1,1,5,5", "--model", "siamfc", "--device", "cpu",
+    assert track.main([str(frames), "--box", "1,1,5,5", "--model", "rasnet_light", "--device", "cpu",
                        "--out", str(tmp_path / "no" / "dir" / "boxes.txt")]) == 2
     one_line_error(capsys, "boxes.txt")
 
 
 def test_siam_track_former_output_flag_still_works(frames, tmp_path, capsys):
     out = tmp_path / "boxes.txt"
-    assert track.main([str(frames), "--box", "20,20,20,20", "--model", "siamfc", "--device", "cpu",
+    assert track.main([str(frames), "--box", "20,20,20,20", "--model", "rasnet_light", "--device", "cpu",
                        "-o", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 3
     assert "-o is deprecated (removed in the next release): use --out" in capsys.readouterr().err
@@ -114,7 +114,7 @@ def test_siam_track_error_is_one_line_in_a_real_process(tmp_path):
 def test_siam_bench_unknown_model_is_an_error(capsys):
     assert bench.main(["--models", "typo_model", "--synthetic", "--frames", "2", "--no-peers"]) == 2
     err = capsys.readouterr().err
-    assert "unknown model(s) typo_model" in err and "Traceback" not in err
+    assert "unknown model 'typo_model'" in err and "Traceback" not in err
 
 
 def test_siam_bag_from_video_shows_progress(frames, tmp_path, capsys):

@@ -64,9 +64,9 @@ def test_int8_engine_variant_is_a_quantized_copy(tmp_path):
     options = {"threads": 1, "cache_dir": str(tmp_path)}
     import torch
     torch.manual_seed(0)            # siamfc has no weights: the same random network both times
-    fp32 = load("siamfc", device="cpu", engine="onnxruntime", engine_options=options)
+    fp32 = load("siamfc", device="cpu", engine="onnxruntime", engine_options=options, allow_untrained=True)
     torch.manual_seed(0)
-    int8 = load("siamfc", device="cpu", engine="onnxruntime-int8", engine_options=options)
+    int8 = load("siamfc", device="cpu", engine="onnxruntime-int8", engine_options=options, allow_untrained=True)
     assert int8.model.directory == fp32.model.directory + "-int8"
     assert int8.model.meta["precision"] == "int8" and "precision" not in fp32.model.meta
     frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
