@@ -119,8 +119,10 @@ def run_node_on_bag(tmp_path, bag, results, extra_args):
     env = ros_environment(domain, log_dir=str(tmp_path / "ros_log"))
     env["OMP_NUM_THREADS"] = "1"
     apply_to_this_process(env)
+    # engine torch: the same engine as siam-eval's and siam-bag eval's default on the other side
+    # (the node's own default, auto, is onnxruntime on a CPU: equal within float noise, not bit for bit)
     node = NodeProcess(["--params-file", CONFIG, "-r", f"image:={IMAGE_TOPIC}", "-p", "model:=default",
-                        "-p", "device:=cpu", "-p", "num_threads:=1", *extra_args], env)
+                        "-p", "device:=cpu", "-p", "num_threads:=1", "-p", "engine:=torch", *extra_args], env)
     try:
         stats = BagReplay(bag, rate=0, lockstep=RESULTS_TOPIC, lockstep_timeout=30.0, init_timeout=2.0,
                           record=results, record_topics=[RESULTS_TOPIC], wait_subscribers=90.0,
