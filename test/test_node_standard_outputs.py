@@ -214,7 +214,8 @@ def test_help_prints_usage_without_starting_ros(ros_subprocess_env):
 
 
 @pytest.mark.parametrize("args,reason", [
-    (("-p", "precision:=fp16", "-p", "device:=cpu"), "fp16 with engine torch needs a CUDA device"),
+    (("-p", "precision:=fp16", "-p", "device:=cpu", "-p", "engine:=torch"), "fp16 with engine torch needs a CUDA device"),
+    (("-p", "precision:=fp16", "-p", "device:=cpu"), "fp16 with engine onnxruntime is not offered"),   # auto on a CPU
     (("-p", "precision:=int8"), "int8 is not offered"),
 ])
 def test_unavailable_engine_or_precision_is_refused_with_the_reason(ros_subprocess_env, args, reason):

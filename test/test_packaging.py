@@ -25,6 +25,7 @@ PROVIDED_BY = {
 # Optional, imported only on their own paths, not declared (package.xml says why).
 OPTIONAL = {"onnx", "onnxruntime", "onnxscript"}
 OWN = {"siam_tracker_ros", "ros_node_fixtures", "toy_training", "siamban_reference", "conftest", "isolated_python",
+       "test_ta_asiam",
        "test_train_data"}
 
 
