@@ -1,5 +1,6 @@
 """The node's /diagnostics rules (ros/health.py): levels mean something."""
-from siam_tracker_ros.ros.health import (DROP_BUSY, DROP_OUT_OF_ORDER, ERROR, OK, WARN, NodeHealth)
+from siam_tracker_ros.ros.health import (DROP_BUSY, DROP_OUT_OF_ORDER, DROP_UNREADABLE, ERROR, OK, WARN,
+                                         NodeHealth)
 
 
 class Clock:
@@ -85,6 +86,24 @@ def test_drops_warn_above_the_ratio_and_out_of_order_always():
     clock2.t += 6.0                               # out of the window: OK again (counter stays)
     h2.received()
     assert report(h2)[0] == OK and report(h2)[2]["dropped_out_of_order"] == "1"
+
+
+def test_no_readable_frame_in_the_window_is_an_error():
+    """Frames keep coming but none decodes (wrong encoding, corrupt data): as blind as no
+    input, so ERROR, targets or not; one readable frame in the window is back to WARN."""
+    h, clock = make()
+    feed(h, clock, 10)
+    clock.t += 6.0                                # the good frames leave the window
+    for _ in range(20):
+        clock.t += 0.033
+        h.received()
+        h.drop(DROP_UNREADABLE)
+    level, message, _ = report(h, {})
+    assert level == ERROR and "no readable frame in the last 5 s: all 20 received frames" in message
+    assert report(h, {1: "TRACKING"})[0] == ERROR
+    feed(h, clock, 1)                             # one frame tracked: 20 of 21 unreadable, a WARN
+    level, message, _ = report(h, {})
+    assert level == WARN and "no readable frame" not in message
 
 
 def test_fault_events_warn_for_the_window_and_are_counted():

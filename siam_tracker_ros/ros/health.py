@@ -5,9 +5,9 @@ No ROS imports (unit-tested on its own); the node turns `report()` into
 diagnostic_msgs/DiagnosticStatus.
 
 Levels (diagnostic_msgs/DiagnosticStatus):
-- ERROR: no model (start-up / configure failed: the reason is the message), or
+- ERROR: no model (start-up / configure failed: the reason is the message),
   no image for more than `input_timeout` s while targets exist (a control loop
-  would act on nothing).
+  would act on nothing), or frames arriving but none of the window readable.
 - WARN: a target is LOST; more than `drop_warn_ratio` of the frames received in
   the last `window` s were dropped; frames dropped for a reason other than
   "the node was busy" (out of order, unreadable) in the window; a fault event in
@@ -180,6 +180,12 @@ class NodeHealth:
         if received and dropped / received > drop_warn_ratio:
             problems.append((WARN, f"{100.0 * dropped / received:.0f}% of the frames of the last "
                                    f"{self.window:.0f} s dropped ({_counts_text(recent_drops)})"))
+        unreadable = recent_drops[DROP_UNREADABLE]
+        if received and unreadable >= received and not self._processed_times:
+            # frames arrive but none can be read (wrong encoding, corrupt or refused data): to a
+            # control loop that is as blind as no input at all
+            problems.append((ERROR, f"no readable frame in the last {self.window:.0f} s: all {received} "
+                                    f"received frames were unreadable"))
         bad = {r: n for r, n in recent_drops.items() if r in (DROP_OUT_OF_ORDER, DROP_UNREADABLE)}
         if bad and not (received and dropped / received > drop_warn_ratio):
             problems.append((WARN, f"frames dropped: {_counts_text(bad)}"))
