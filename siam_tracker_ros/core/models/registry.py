@@ -15,18 +15,16 @@ A model config (config/models/NAME.yaml, or the "config" inside a checkpoint):
 from __future__ import annotations
 
 import copy
-import importlib
 import os
-import pkgutil
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 import yaml
 
 from .. import package_files
+from ..plugins import import_submodules
 
 MODEL_BUILDERS: Dict[str, Callable[..., torch.nn.Module]] = {}
-_imported = False
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WEIGHTS_DIR = os.path.join(PACKAGE_DIR, "weights")
@@ -41,13 +39,7 @@ def register_model(name: str):
 
 def import_all() -> None:
     """Import every module of core/models once, so their builders and weight loaders register."""
-    global _imported
-    if _imported:
-        return
-    pkg = importlib.import_module(__name__.rpartition(".")[0])
-    for info in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{info.name}")
-    _imported = True
+    import_submodules(__name__.rpartition(".")[0])
 
 
 def config_dirs() -> List[str]:

@@ -7,12 +7,11 @@ package below: models know nothing of trackers.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Dict
 
+from ..plugins import import_submodules
+
 TRACKER_CLASSES: Dict[str, type] = {}
-_imported = False
 
 
 def register_tracker(name: str):
@@ -24,13 +23,7 @@ def register_tracker(name: str):
 
 def import_all() -> None:
     """Import every module of core/tracking (each registers its classes)."""
-    global _imported
-    if _imported:
-        return
-    pkg = importlib.import_module(__name__.rpartition(".")[0])
-    for info in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{info.name}")
-    _imported = True
+    import_submodules(__name__.rpartition(".")[0])
 
 
 def tracker_class(kind: str) -> type:
