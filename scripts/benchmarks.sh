@@ -11,10 +11,10 @@
 # ablation.md (evaluation.ablation, about 1 h of CPU).
 #
 # Variables:
-#   MODELS="siamfc nanotrack"   models for siam-eval (default: default nanotrack siamfc rasnet)
-#   BENCH_MODELS="..."          models for siam-bench (default: every registered one, plus
-#                               default and nanotrack @onnxruntime: NAME@ENGINE times a
-#                               model through that engine)
+#   MODELS="default nanotrack"  models for siam-eval (default: every shipped trained model
+#                               and nanotrack)
+#   BENCH_MODELS="..."          models for siam-bench (default: the same models, each also
+#                               @onnxruntime: NAME@ENGINE times a model through that engine)
 #   PEERS="opencv-csrt ..."     OpenCV peers (default: csrt, kcf, nanotrack)
 #   VOT_TRACKERS="..."          trackers for the reset protocol (default: the trained
 #                               default and nanotrack + PEERS: untrained models only fail and restart;
@@ -43,12 +43,14 @@ command -v siam-eval >/dev/null || { echo "benchmarks.sh: siam-eval not found: r
 SEQUENCES=${SEQUENCES:-../shared/data/sequences}
 OUT=${OUT:-out/benchmarks}
 PEERS=${PEERS:-opencv-csrt opencv-kcf opencv-nanotrack}
-# Accuracy: the trained models plus the untrained AlexNet baselines. The untrained
-# ResNet-50 models (ta_asiam, siamcan, siamaf_msa) are timed but not evaluated by
-# default: random-weight accuracy says nothing and costs about an hour of CPU.
-MODELS=${MODELS:-default nanotrack siamfc rasnet}
+# The trained models: every one shipped as package data, and nanotrack (NanoTrack
+# v2's published weights from ../shared). The full-size paper models ship without
+# weights: loading refuses them, so they are not in the default lists.
+SHIPPED="$(python -c "from siam_tracker_ros.core.tracking.loading import shipped_trained_models as s; print(' '.join(s()))")"
+MODELS=${MODELS:-$SHIPPED nanotrack}
 if [ -z "${BENCH_MODELS:-}" ]; then
-    BENCH_MODELS="$(python -c "from siam_tracker_ros.core.models.registry import available_models as a; print(' '.join(a()))") default@onnxruntime nanotrack@onnxruntime"
+    # NAME@onnxruntime: the same model through onnxruntime (the node's CPU engine)
+    BENCH_MODELS="$(for m in $SHIPPED nanotrack; do printf '%s %s@onnxruntime ' "$m" "$m"; done)"
 fi
 VOT_TRACKERS=${VOT_TRACKERS:-default nanotrack $PEERS}
 WORKERS=${WORKERS:-$(python -c "import os; print(os.cpu_count() or 1)")}

@@ -11,8 +11,8 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 best=${1:?which default candidate (work_dirs/default_cand/NAME/last.pt) ships as default.pt}
 python scripts/ship_checkpoint.py work_dirs/default_cand/$best/last.pt default
 for m in rasnet_light ta_asiam_light siamcan_light siamaf_msa_light plain_light; do
-  # stage 2 where it ran (work_dirs/light2), else stage 1; then set `weights: NAME.pt` in config/models/NAME.yaml
-  if [ -f work_dirs/light2/$m/last.pt ]; then src=work_dirs/light2/$m/last.pt; else src=work_dirs/light/$m/last.pt; fi
+  # the last stage that ran (work_dirs/light3, light2, light); then set `weights: NAME.pt` in config/models/NAME.yaml
+  for stage in light3 light2 light; do src=work_dirs/$stage/$m/last.pt; [ -f $src ] && break; done
   python scripts/ship_checkpoint.py $src $m
 done
 ls -l siam_tracker_ros/weights/*.pt

@@ -113,7 +113,7 @@ def train_variant(v: Dict[str, Any], out: str, device: str, retrain: bool,
     return info
 
 
-def evaluate(names: List[str], out: str, dataset: Optional[str], device: str) -> Dict[str, Any]:
+def evaluate(names: List[str], out: str, dataset: Optional[str], device: str, workers: int = 1) -> Dict[str, Any]:
     """siam-eval on the final checkpoints (cached per tracker, so only new ones run)."""
     ckpt_dir = os.path.join(out, "checkpoints")
     os.makedirs(ckpt_dir, exist_ok=True)
@@ -128,7 +128,7 @@ def evaluate(names: List[str], out: str, dataset: Optional[str], device: str) ->
     if not specs:
         return {}
     eval_out = os.path.join(out, "eval")
-    cmd = [sys.executable, "-m", "siam_tracker_ros.cli.eval", "--trackers", *specs, "--workers", "1",
+    cmd = [sys.executable, "-m", "siam_tracker_ros.cli.eval", "--trackers", *specs, "--workers", str(int(workers)),
            "--threads", "1", "--device", device, "--out", eval_out, "--no-plots", "--quiet"]
     if dataset:
         cmd += ["--dataset", dataset]
@@ -250,6 +250,10 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--retrain", action="store_true", help="train again even where a finished run exists")
     ap.add_argument("--report-only", action="store_true", help="train nothing, evaluate what is there")
+    ap.add_argument("--train-only", action="store_true",
+                    help="train, evaluate nothing: seeds can then train in parallel processes "
+                         "(one --seeds N each, same --out) and one --report-only run scores them all")
+    ap.add_argument("--workers", type=int, default=1, help="siam-eval worker processes")
     ap.add_argument("--eval-each", action="store_true",
                     help="evaluate after every run (a cut-short campaign still reports; costs CPU)")
     args = ap.parse_args(argv)
@@ -273,10 +277,13 @@ def main(argv=None) -> int:
         for v in todo:
             name = run_name(v["name"], s)
             runs[name] = train_variant(dict(v, name=name), args.out, args.device, args.retrain, s)
-            if args.eval_each:
-                results = evaluate(sorted(runs), args.out, args.dataset, args.device) or results
+            if args.eval_each and not args.train_only:
+                results = evaluate(sorted(runs), args.out, args.dataset, args.device, args.workers) or results
                 print(write_table(all_variants, runs, results, args.doc, command, args.seeds), flush=True)
-    results = evaluate(sorted(runs), args.out, args.dataset, args.device)
+    if args.train_only:
+        print(f"[ablation] trained {len(runs)} run(s) in {args.out}; score them with --report-only", flush=True)
+        return 0
+    results = evaluate(sorted(runs), args.out, args.dataset, args.device, args.workers)
     print(write_table(all_variants, runs, results, args.doc, command, args.seeds), flush=True)
     return 0
 
