@@ -190,6 +190,9 @@ def run(args) -> Dict:
     # 6. summary
     replayed = set(stamps)
     answered = [r for r in client_objects if r.stamp in replayed]
+    # A stamp can be answered twice (the init frame: its IDLE acknowledgement, then its
+    # tracked result): frames are counted by stamp, messages by message.
+    answered_stamps = {r.stamp for r in answered}
     tracked = [r for r in answered if r.msg.state != TrackState.IDLE]   # the tracker ran on these
     latencies = [r.time - client_published[r.stamp] for r in tracked]
     states = {name: sum(1 for r in answered if r.msg.state == value)
@@ -197,8 +200,9 @@ def run(args) -> Dict:
     span = (tracked[-1].time - tracked[0].time) if len(tracked) > 1 else 0.0
     summary = {
         "clip": source, "video": video, "init_box_xywh": list(box), "fps_input": fps,
-        "frames_published": len(stamps), "frames_answered": len(answered),
-        "frames_tracked": len(tracked), "frames_dropped": len(stamps) - len(answered),
+        "frames_published": len(stamps), "frames_answered": len(answered_stamps),
+        "messages_answered": len(answered),
+        "frames_tracked": len({r.stamp for r in tracked}), "frames_dropped": len(replayed - answered_stamps),
         "node_reported_dropped": int(diag.get("frames_dropped", -1)) if diag else None,
         "tracking_fps": (len(tracked) - 1) / span if span > 0 else 0.0,
         "latency_p50_ms": percentile(latencies, 50) * 1e3, "latency_p95_ms": percentile(latencies, 95) * 1e3,
