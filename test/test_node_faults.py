@@ -92,7 +92,10 @@ def test_faults_are_survived_and_reported(tmp_path):
             m, = send(image=image, encoding=encoding)
             assert m.target_id == 1 and m.image_width == clip.size[0]
         reported("image encoding changed", "encoding_changes", since=t)
-        assert int(c.diagnostic_values()["encoding_changes"]) >= len(variants)
+        # /diagnostics publishes once a second: the status that carried the warning can
+        # predate the last changes, so wait for a later one to count all of them.
+        assert c.wait_for(lambda: int(c.diagnostic_values().get("encoding_changes", 0)) >= len(variants),
+                          TIMEOUT), c.diagnostic_values()
         for _ in range(3):
             m, = send()
         assert m.state == TrackState.TRACKING, "not tracking after the encodings came back to bgr8"
