@@ -126,7 +126,10 @@ def convert_state_dict(source: Dict[str, torch.Tensor], expected: Dict[str, Any]
     missing = [k for k in expected if k not in out]
     problems = []
     if missing:
-        problems.append(f"missing (no source key fills them): {', '.join(missing)}")
+        # strict: every name (the error is for fixing the mapping); a warning is read in a
+        # training log, where a partial init (init.only) leaves whole modules missing.
+        problems.append(f"missing (no source key fills them): "
+                        f"{', '.join(missing) if strict else _summarise_keys(missing)}")
     if unexpected:
         problems.append(f"unexpected (no mapping rule): {', '.join(unexpected)}")
     if mismatched:
@@ -137,6 +140,16 @@ def convert_state_dict(source: Dict[str, torch.Tensor], expected: Dict[str, Any]
             raise NanoTrackWeightsError(message)
         warnings.warn(message, stacklevel=2)
     return out
+
+
+def _summarise_keys(keys: List[str], shown: int = 4) -> str:
+    """'95 tensors of neck (30), head (65): neck.a.weight, ... and 91 more'."""
+    per_module: Dict[str, int] = {}
+    for k in keys:
+        per_module[k.split(".")[0]] = per_module.get(k.split(".")[0], 0) + 1
+    modules = ", ".join(f"{m} ({n})" for m, n in per_module.items())
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return f"{len(keys)} tensors of {modules}: {', '.join(keys[:shown])}{more}"
 
 
 def expected_shapes(model: torch.nn.Module) -> Dict[str, torch.Size]:
