@@ -61,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--models", nargs="+", default=None,
                    help=f"models to time (default: {' '.join(DEFAULT_BENCH_MODELS)}; 'all' = every model)")
     b.add_argument("--engines", nargs="+", default=["torch", "onnxruntime"],
-                   help="engines to time (default: torch onnxruntime; also onnxruntime-nospin: "
-                        "idle onnxruntime threads do not spin)")
+                   help="engines to time (default: torch onnxruntime, whose idle threads do not spin; "
+                        "also onnxruntime-spin: idle threads spin, onnxruntime's own default)")
     b.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="CPU thread counts (default 1 2)")
     b.add_argument("--sequences", nargs="+", default=None,
                    help="sequence folders or names under ../shared/data/sequences "
@@ -184,11 +184,13 @@ def build_configurations(models: Sequence[str], engines: Sequence[str], threads:
             continue
         label = str(config.get("name") or name)
         for engine in engines:
-            # "onnxruntime-nospin": onnxruntime with idle pool threads not spinning.
-            spin = None if not str(engine).endswith("-nospin") else False
-            kind = canonical_engine(str(engine).replace("-nospin", ""))
+            # "onnxruntime-spin": idle pool threads spinning (onnxruntime's own default; the
+            # project's is off); "onnxruntime-nospin" says the project default explicitly.
+            engine = str(engine)
+            spin = True if engine.endswith("-spin") else (False if engine.endswith("-nospin") else None)
+            kind = canonical_engine(engine.replace("-nospin", "").replace("-spin", ""))
             if spin is not None and kind != "onnxruntime":
-                log(f"siam-export: {engine}: -nospin is an onnxruntime option; skipped")
+                log(f"siam-export: {engine}: -spin / -nospin are onnxruntime options; skipped")
                 continue
             if kind == "onnxruntime":
                 try:
@@ -209,7 +211,8 @@ def build_configurations(models: Sequence[str], engines: Sequence[str], threads:
                         eng = wrap_engine(None, config, "onnxruntime", device="cpu", threads=n,
                                           onnx_dir=directory, allow_spinning=spin)
                         return build_tracker_from_config(config, model=eng, device="cpu", cpu_threads=n)
-                configs.append(_Config(label, kind if spin is None else f"{kind}-nospin", n, factory))
+                configs.append(_Config(label, kind if spin is None else f"{kind}-{'spin' if spin else 'nospin'}",
+                                       n, factory))
     if opencv_nano:
         from ..evaluation.peers import OpenCVTracker, available_peers
         if "opencv-nanotrack" in available_peers():

@@ -99,8 +99,12 @@ def session_options(threads: Optional[int] = None, allow_spinning: Optional[bool
     if threads:
         so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1
-    if allow_spinning is not None:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+    # Idle pool threads do not spin by default (onnxruntime's own default is to spin): a
+    # tracker alternates network runs with OpenCV crops and Python, which spinning
+    # threads starve on a small CPU (docs/DEPLOYMENT.md, "onnxruntime-spin").
+    if allow_spinning is None:
+        allow_spinning = False
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
     so.log_severity_level = 3
     return so
 
