@@ -189,9 +189,9 @@ Read the numbers with their caveats:
   sequences). By default the tables hold the trained models only: the ones
   shipped as package data (docs/MODEL_CARD.md) and `nanotrack` (NanoTrack v2's
   published weights). The full-size paper models ship without weights and are
-  refused without `--allow-untrained` (`MODELS` / `BENCH_MODELS` in
-  scripts/benchmarks.sh add them); a model marked **untrained** ran with random
-  weights: its numbers show the pipeline works, not what the architecture can do.
+  refused without `--allow-untrained`, so they are not in these tables (a row
+  marked **untrained**, from a run of your own with that flag, shows the pipeline
+  works, not what the architecture can do).
 - These 7 sequences are also the validation set: docs/MODEL_CARD.md lists every
   decision taken by looking at them; held-out footage is what tells whether the
   numbers generalise.
