@@ -27,7 +27,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from siam_tracker_ros.core.engines import (canonical_engine, export, is_engine,  # noqa: E402
                                            tracker_device, wrap_engine)
-from siam_tracker_ros.core.engines.onnx_engine import OnnxRuntimeEngine, resolve_providers  # noqa: E402
+from siam_tracker_ros.core.engines.onnx_engine import (OnnxRuntimeEngine, resolve_providers,  # noqa: E402
+                                                       session_options)
 from siam_tracker_ros.core.engines.torch_engine import TorchEngine  # noqa: E402
 from siam_tracker_ros.core.models import registry  # noqa: E402
 from siam_tracker_ros.core.tracking import loading  # noqa: E402
@@ -232,6 +233,15 @@ def test_providers():
     if "TensorrtExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(ValueError, match="not available"):
             resolve_providers(["tensorrt"])
+
+
+def test_session_threads_do_not_spin_unless_asked():
+    """Spinning idle threads starve the tracker's OpenCV crop between two runs
+    (docs/DEPLOYMENT.md): off unless the engine options ask for it."""
+    key = "session.intra_op.allow_spinning"
+    assert session_options(threads=2).get_session_config_entry(key) == "0"
+    assert session_options(threads=2, allow_spinning=False).get_session_config_entry(key) == "0"
+    assert session_options(threads=2, allow_spinning=True).get_session_config_entry(key) == "1"
 
 
 # --------------------------------------------------------------------------- torch engine

@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections import Counter
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -144,9 +145,7 @@ def convert_state_dict(source: Dict[str, torch.Tensor], expected: Dict[str, Any]
 
 def _summarise_keys(keys: List[str], shown: int = 4) -> str:
     """'95 tensors of neck (30), head (65): neck.a.weight, ... and 91 more'."""
-    per_module: Dict[str, int] = {}
-    for k in keys:
-        per_module[k.split(".")[0]] = per_module.get(k.split(".")[0], 0) + 1
+    per_module = Counter(k.split(".")[0] for k in keys)
     modules = ", ".join(f"{m} ({n})" for m, n in per_module.items())
     more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
     return f"{len(keys)} tensors of {modules}: {', '.join(keys[:shown])}{more}"
