@@ -10,19 +10,7 @@ set -u
 cd "$(dirname "$0")/.." && . ./env.sh
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 if [ -n "${1:-}" ]; then while kill -0 "$1" 2>/dev/null; do sleep 20; done; fi
-stamp() { date -u +%H:%M:%S; }
-run() { echo "[$(stamp)] start: $*"; local t0=$(date +%s); "$@"; local rc=$?;
-        echo "[$(stamp)] done rc=$rc in $(( $(date +%s) - t0 ))s: $*"; return $rc; }
-train() {   # train CONFIG OUT: skip when OUT/last.pt has all epochs
-  local cfg=$1 out=$2
-  local epochs; epochs=$(python -c "import yaml; print(yaml.safe_load(open('$cfg'))['train']['epochs'])")
-  if [ -f "$out/log.csv" ] && [ -f "$out/last.pt" ] && \
-     [ "$(python -c "import csv; r=list(csv.DictReader(open('$out/log.csv'))); print(int(float(r[-1]['epoch'])) if r else 0)")" = "$epochs" ]; then
-    echo "[$(stamp)] skip (done): $cfg"; return 0; fi
-  rm -rf "$out"; mkdir -p "$out"
-  run siam-train --config "$cfg" --device cpu --no-val --no-progress --out "$out" > "$out/train_stdout.log" 2>&1
-  tail -n 2 "$out/train_stdout.log"
-}
+. scripts/campaign_lib.sh   # stamp, run, train
 echo "code: $(git rev-parse --short HEAD)"
 MODELS="rasnet_light ta_asiam_light siamcan_light siamaf_msa_light plain_light"
 for m in $MODELS; do train config/train/light_$m.yaml work_dirs/light/$m; done

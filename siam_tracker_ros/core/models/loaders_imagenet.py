@@ -54,6 +54,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
 
+from .loaders_pysot import place_tensor
 from .registry import WEIGHT_LOADERS, build_model
 
 LOG = logging.getLogger(__name__)
@@ -181,14 +182,8 @@ def map_torchvision_alexnet(source: Mapping[str, torch.Tensor], model: torch.nn.
         if not m or int(m.group(1)) not in ALEXNET_CONVS:
             report.unknown.append(key)
             continue
-        new = f"backbone.features.{ALEXNET_CONVS[int(m.group(1))]}.{m.group(2)}"
-        if new not in target:
-            report.unknown.append(key)
-        elif tuple(target[new].shape) != tuple(value.shape):
-            report.shape_mismatch.append((key, tuple(value.shape), tuple(target[new].shape)))
-        else:
-            out[new] = value.detach().clone().to(target[new].dtype)
-            report.mapped.append((key, new))
+        place_tensor(out, target, report, key, f"backbone.features.{ALEXNET_CONVS[int(m.group(1))]}.{m.group(2)}",
+                     value)
     # SiamFC's BN layers have no ImageNet counterpart: they keep the model's values
     for key, value in target.items():
         if key not in out and re.match(r"^backbone\.features\.(1|5|9|12)\.", key):

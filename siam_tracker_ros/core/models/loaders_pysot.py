@@ -73,6 +73,21 @@ class PysotMappingError(ValueError):
     """A pysot checkpoint does not map onto the model (strict mode)."""
 
 
+def place_tensor(out: Dict[str, torch.Tensor], target: Mapping[str, torch.Tensor], report, key: str,
+                 new: str, value: torch.Tensor) -> bool:
+    """Source tensor `key` -> out[new] when the model has `new` with the same shape (a copy in
+    the model's dtype); otherwise recorded in report.unknown / report.shape_mismatch."""
+    if new not in target:
+        report.unknown.append(key)
+        return False
+    if tuple(target[new].shape) != tuple(value.shape):
+        report.shape_mismatch.append((key, tuple(value.shape), tuple(target[new].shape)))
+        return False
+    out[new] = value.detach().clone().to(target[new].dtype)
+    report.mapped.append((key, new))
+    return True
+
+
 @dataclass
 class MappingReport:
     mapped: List[Tuple[str, str]] = field(default_factory=list)   # (pysot key, model key)
@@ -175,14 +190,7 @@ def map_pysot_siamrpn_r50(source: Mapping[str, torch.Tensor], model: torch.nn.Mo
             if template is None:
                 report.dropped.append((key, reason))
             else:
-                new = m.expand(template)
-                if new not in target:
-                    report.unknown.append(key)
-                elif tuple(target[new].shape) != tuple(value.shape):
-                    report.shape_mismatch.append((key, tuple(value.shape), tuple(target[new].shape)))
-                else:
-                    out[new] = value.detach().clone().to(target[new].dtype)
-                    report.mapped.append((key, new))
+                place_tensor(out, target, report, key, m.expand(template), value)
             break
         else:
             report.unknown.append(key)
